@@ -1,0 +1,7 @@
+"""``python -m mdhub`` runs the CLI."""
+
+import sys
+
+from mdhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,356 @@
+"""Golden-record read views in Redis, written with a compare-and-set on version.
+
+The views are disposable: they are filled from the golden topic only, and a flushed Redis is
+rebuilt from it. Every write is guarded by the golden record's version, so a replay, a duplicate or
+an older version arriving late changes nothing.
+
+Key layout (every name comes from :func:`mdhub.naming.redis_key`)::
+
+    <ns>:<entity>:golden:<golden_id>            hash  version, doc (JSON; absent once gone),
+                                                      xrefs (JSON list of the xref keys it claims)
+    <ns>:<entity>:xref:<source>:<source_key>    zset  golden ids claiming the source record,
+                                                      scored by claim order; the highest answers
+    <ns>:<entity>:meta:live                     set   golden ids whose doc is present (count)
+    <ns>:<entity>:meta:claimseq                 int   claim-order counter
+
+An xref is a sorted set rather than a plain string so that the view converges whatever order the
+golden records are replayed in: when a source record moves from golden A to golden B and a stale
+version of A (still listing it) is applied after B's, A's next version removes only A's claim and
+B's claim remains. A plain string would have been deleted, leaving the source record unresolvable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, cast, runtime_checkable
+
+import redis
+import redis.exceptions as rexc
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from mdhub.errors import ConfigError, MdhubError, RedisUnavailableError
+from mdhub.naming import redis_key
+
+__all__ = ["GoldenCache", "GoldenView", "RedisGoldenCache"]
+
+#: Views sent to Redis per pipeline round trip.
+DEFAULT_BATCH_SIZE: Final = 500
+
+_GOLDEN: Final = "golden"
+_XREF: Final = "xref"
+_META: Final = "meta"
+_LIVE: Final = "live"
+_CLAIMSEQ: Final = "claimseq"
+
+
+@dataclass(frozen=True, slots=True)
+class GoldenView:
+    """One version of a golden record as the read views need it.
+
+    Attributes:
+        golden_id: the golden record's id.
+        version: its version; a view is applied only when it is greater than the stored one.
+        doc: the golden record as a JSON-able mapping, or ``None`` when the record is gone
+            (retired or erased): the document and its xrefs are dropped, the version is kept so an
+            older replay cannot bring it back.
+        xrefs: the ``(source, source_key)`` pairs currently contributing to the record.
+    """
+
+    golden_id: str
+    version: int
+    doc: Mapping[str, Any] | None
+    xrefs: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.golden_id, str) or not self.golden_id:
+            raise ValueError(f"golden_id must be a non-empty string, got {self.golden_id!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int):
+            raise ValueError(f"version must be an int, got {self.version!r}")
+        if self.version < 0:
+            raise ValueError(f"version must be >= 0, got {self.version}")
+        if self.doc is not None and not isinstance(self.doc, Mapping):
+            raise ValueError(f"doc must be a mapping or None, got {type(self.doc).__name__}")
+        pairs = tuple(tuple(pair) for pair in self.xrefs)
+        for pair in pairs:
+            if len(pair) != 2 or not all(isinstance(part, str) and part for part in pair):
+                raise ValueError(f"xrefs must be (source, source_key) string pairs, got {pair!r}")
+            if ":" in pair[0]:
+                raise ValueError(f"a source name cannot contain ':', got {pair[0]!r}")
+        object.__setattr__(self, "xrefs", pairs)
+
+
+@runtime_checkable
+class GoldenCache(Protocol):
+    """The read views of golden records (port). Implementations: Redis, and memory for tests.
+
+    Every method raises :class:`mdhub.errors.RedisUnavailableError` when the store cannot be
+    reached; the caller may retry later.
+    """
+
+    def apply_golden(self, entity: str, views: Sequence[GoldenView]) -> int:
+        """Apply the views whose version is newer than the stored one; return how many were."""
+        ...
+
+    def get_golden(self, entity: str, golden_id: str) -> dict[str, Any] | None:
+        """Return the golden record, or ``None`` when it is unknown or gone."""
+        ...
+
+    def get_xref(self, entity: str, source: str, source_key: str) -> str | None:
+        """Return the golden id the source record contributes to, or ``None``."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the store answers; raise ``RedisUnavailableError`` otherwise."""
+        ...
+
+    def clear(self, entity: str) -> int:
+        """Delete every view key of ``entity`` (before a rebuild); return how many were deleted."""
+        ...
+
+    def count(self, entity: str) -> int:
+        """Return the number of golden records of ``entity`` whose document is present."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# KEYS[1] golden hash, KEYS[2] live-id set, KEYS[3] claim-order counter,
+# KEYS[4..] the xref keys the new version claims (none when the record is gone).
+# ARGV[1] golden id, ARGV[2] version, ARGV[3] "1" with a doc / "0" gone, ARGV[4] doc JSON,
+# ARGV[5] JSON list of KEYS[4..] (stored, to release them when a later version drops them).
+# The xref keys of the previous version are read from the hash; they are not in KEYS, which is
+# fine on a single Redis (not on a cluster).
+_APPLY_LUA: Final = """
+local stored = redis.call('HGET', KEYS[1], 'version')
+if stored and tonumber(stored) >= tonumber(ARGV[2]) then
+  return 0
+end
+local id = ARGV[1]
+local claimed = {}
+for i = 4, #KEYS do claimed[KEYS[i]] = true end
+local previous = redis.call('HGET', KEYS[1], 'xrefs')
+if previous then
+  for _, key in ipairs(cjson.decode(previous)) do
+    if not claimed[key] then redis.call('ZREM', key, id) end
+  end
+end
+if #KEYS >= 4 then
+  local seq = redis.call('INCR', KEYS[3])
+  for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'NX', seq, id) end
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'doc', ARGV[4], 'xrefs', ARGV[5])
+  redis.call('SADD', KEYS[2], id)
+else
+  redis.call('HDEL', KEYS[1], 'doc')
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'xrefs', ARGV[5])
+  redis.call('SREM', KEYS[2], id)
+end
+return 1
+"""
+
+# Failures that mean "Redis cannot serve us right now": retry later.
+_UNAVAILABLE: Final = (
+    rexc.ConnectionError,  # includes BusyLoadingError, AuthenticationError, MaxConnectionsError
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.ReadOnlyError,
+)
+
+
+def encode_doc(doc: Mapping[str, Any]) -> str:
+    """Return the JSON text stored for ``doc`` (shared with the in-memory fake)."""
+    try:
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"golden doc is not JSON-able: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _describe(client: redis.Redis) -> str:
+    """Return the server address of ``client`` as a URL, without credentials."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    db = kwargs.get("db", 0)
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={db}"
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
+    host = str(kwargs.get("host", "localhost"))
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{kwargs.get('port', 6379)}/{db}"
+
+
+class RedisGoldenCache:
+    """:class:`GoldenCache` on Redis: version-guarded writes through one Lua script, pipelined.
+
+    Args:
+        client: a redis-py client; bytes or decoded responses both work.
+        namespace: first segment of every key (``Settings.namespace``).
+        batch_size: views sent per pipeline round trip.
+    """
+
+    def __init__(
+        self, client: redis.Redis, namespace: str, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._client = client
+        self._namespace = namespace
+        self._batch_size = batch_size
+        self._where = _describe(client)
+        # register_script only hashes the source; the pipeline loads it on first use and again
+        # after a Redis restart or SCRIPT FLUSH.
+        self._apply = client.register_script(_APPLY_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str, socket_timeout_s: float = 2.0) -> RedisGoldenCache:
+        """Build a cache for the Redis at ``url``. Connects lazily: a Redis that is down now is fine.
+
+        Raises:
+            ConfigError: ``url`` is not a Redis URL.
+        """
+        # One quick retry covers a pooled connection that a Redis restart closed; more would only
+        # make callers (the API) wait longer before answering 503.
+        retry = Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.05), retries=1)
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=retry,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"MDHUB_REDIS__URL: {exc}") from exc
+        return cls(client, namespace)
+
+    @property
+    def namespace(self) -> str:
+        """The first segment of every key."""
+        return self._namespace
+
+    @property
+    def where(self) -> str:
+        """The server address, without credentials (for messages)."""
+        return self._where
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise RedisUnavailableError(
+                f"Redis at {self._where} is unavailable ({action}: {exc}); "
+                "check it with `mdhub stack status`"
+            ) from exc
+        except rexc.RedisError as exc:
+            raise MdhubError(f"Redis at {self._where} refused {action}: {exc}") from exc
+
+    def _key(self, entity: str, view: str, *ids: str) -> str:
+        return redis_key(self._namespace, entity, view, *ids)
+
+    def apply_golden(self, entity: str, views: Sequence[GoldenView]) -> int:
+        """Apply the views whose version is newer than the stored one; return how many were.
+
+        Views are sent in pipelines of ``batch_size``; within a call they are applied in order, so
+        two versions of one record in one call end with the higher. A batch that is retried after
+        a dropped connection is applied again harmlessly, but may then count fewer views.
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached; views of earlier batches stay applied.
+            ValueError: a doc is not JSON-able.
+        """
+        live = self._key(entity, _META, _LIVE)
+        claimseq = self._key(entity, _META, _CLAIMSEQ)
+        applied = 0
+        for start in range(0, len(views), self._batch_size):
+            batch = views[start : start + self._batch_size]
+            pipe = self._client.pipeline(transaction=False)
+            for view in batch:
+                if view.doc is None:
+                    xref_keys: list[str] = []
+                    present, doc = "0", ""
+                else:
+                    xref_keys = list(
+                        dict.fromkeys(self._key(entity, _XREF, s, k) for s, k in view.xrefs)
+                    )
+                    present, doc = "1", encode_doc(view.doc)
+                self._apply(
+                    keys=[self._key(entity, _GOLDEN, view.golden_id), live, claimseq, *xref_keys],
+                    args=[view.golden_id, view.version, present, doc, json.dumps(xref_keys)],
+                    client=pipe,
+                )
+            with self._translated("writing golden views"):
+                results = pipe.execute()
+            applied += sum(int(result) for result in results)
+        return applied
+
+    def get_golden(self, entity: str, golden_id: str) -> dict[str, Any] | None:
+        """Return the golden record, or ``None`` when it is unknown or gone."""
+        with self._translated("reading a golden record"):
+            raw = self._client.hget(self._key(entity, _GOLDEN, golden_id), "doc")
+        if raw is None:
+            return None
+        return cast(dict[str, Any], json.loads(raw))
+
+    def version(self, entity: str, golden_id: str) -> int | None:
+        """Return the stored version of a golden record (also once it is gone), or ``None``."""
+        with self._translated("reading a version"):
+            raw = self._client.hget(self._key(entity, _GOLDEN, golden_id), "version")
+        return None if raw is None else int(raw)
+
+    def get_xref(self, entity: str, source: str, source_key: str) -> str | None:
+        """Return the golden id the source record contributes to, or ``None``."""
+        if ":" in source:
+            return None  # no view can be stored under such a name (GoldenView refuses it)
+        with self._translated("reading an xref"):
+            found = cast(
+                list[bytes | str],
+                self._client.zrange(self._key(entity, _XREF, source, source_key), 0, 0, desc=True),
+            )
+        return _text(found[0]) if found else None
+
+    def ping(self) -> None:
+        """Return when Redis answers; raise ``RedisUnavailableError`` otherwise."""
+        with self._translated("ping"):
+            self._client.ping()
+
+    def clear(self, entity: str) -> int:
+        """Delete every key under ``<ns>:<entity>:`` (SCAN, then UNLINK); return how many."""
+        # redis_key(ns, entity, "") is "<ns>:<entity>:", the prefix of every view of the entity.
+        pattern = _glob_escape(self._key(entity, "")) + "*"
+        deleted = 0
+        with self._translated("clearing views"):
+            batch: list[bytes | str] = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                deleted += self._client.unlink(*batch)
+        return deleted
+
+    def count(self, entity: str) -> int:
+        """Return the number of golden records of ``entity`` whose document is present."""
+        with self._translated("counting golden records"):
+            return self._client.scard(self._key(entity, _META, _LIVE))
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        with self._translated("closing"):
+            self._client.close()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

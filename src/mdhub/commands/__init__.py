@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mdhub`` CLI; each module's ``register(subparsers)`` adds its parsers."""

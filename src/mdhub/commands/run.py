@@ -1,0 +1,247 @@
+"""``mdhub run``: the whole hub on this machine, with sample data, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from rich.markup import escape
+
+from mdhub.commands.context import Context
+from mdhub.errors import MdhubError, StackError
+from mdhub.kafka.admin import ensure_topics
+from mdhub.naming import Stage, topic_name
+from mdhub.settings import Settings, load_settings
+from mdhub.topology import topic_specs
+
+__all__ = ["register"]
+
+SAMPLE_DIR = Path("config/sample")
+
+
+def register(sub: Any) -> None:
+    """Add ``run``."""
+    run = sub.add_parser(
+        "run",
+        help="start everything locally (Kafka, Redis, topics, worker, projector, API) with sample data",
+        description="Start the local stack (no Docker), ensure topics, run a worker, the projector "
+        "and the API as child processes, publish the sample data of config/sample/ and print where "
+        "to look. Ctrl-C stops it all (the stack too, unless --keep-stack).",
+    )
+    run.add_argument(
+        "--sample-dir",
+        type=Path,
+        default=SAMPLE_DIR,
+        help="sample files: <entity>.<source>.{jsonl,csv}",
+    )
+    run.add_argument("--no-sample", action="store_true", help="do not publish sample data")
+    run.add_argument(
+        "--keep-stack", action="store_true", help="leave Kafka and Redis running on exit"
+    )
+    run.add_argument(
+        "--exit-after-sample",
+        action="store_true",
+        help="stop everything once the sample data is visible in the API (for scripted checks)",
+    )
+    run.set_defaults(handler=run_all)
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    handle: IO[bytes]
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> _Child:
+    log = log_dir / f"{name}.log"
+    handle = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdhub", *args],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return _Child(name, proc, log, handle)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _check_alive(children: list[_Child]) -> None:
+    for child in children:
+        code = child.proc.poll()
+        if code is not None:
+            raise StackError(
+                f"the {child.name} exited with code {code}; last lines of {child.log}:\n{_tail(child.log)}"
+            )
+
+
+def _stop_children(children: list[_Child], grace: float = 20.0) -> None:
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+        child.handle.close()
+
+
+def _samples(sample_dir: Path, ctx: Context) -> list[tuple[str, str, Path]]:
+    found = []
+    for path in sorted(sample_dir.glob("*.*.*")):
+        entity, source = path.name.split(".")[:2]
+        if entity in ctx.model.entities and path.suffix in (".jsonl", ".csv"):
+            found.append((entity, source, path))
+    return found
+
+
+def run_all(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the hub until Ctrl-C."""
+    from mdhub.cache.views import RedisGoldenCache
+    from mdhub.stack import stack_down, stack_up
+
+    ctx = Context(settings)
+    console = ctx.console
+    ctx.model  # noqa: B018 - a bad model stops start-up before anything is started
+    ctx.catalog  # noqa: B018
+    console.rule("mdhub")
+    status = stack_up(settings.stack, report=lambda line: console.print(f"  {escape(line)}"))
+    env = {
+        **os.environ,
+        "MDHUB_KAFKA__BOOTSTRAP_SERVERS": status.bootstrap_servers,
+        "MDHUB_REDIS__URL": status.redis_url,
+    }
+    os.environ.update(env)
+    settings = load_settings()
+    ctx = Context(settings, console)
+    children: list[_Child] = []
+    try:
+        specs = topic_specs(
+            ctx.model,
+            settings.namespace,
+            settings.kafka.partitions,
+            settings.kafka.replication_factor,
+        )
+        with console.status("ensuring topics"):
+            reports = ensure_topics(settings.kafka, specs)
+        created = sum(r.action == "created" for r in reports)
+        console.print(f"  topics: {len(reports)} in the registry, {created} created")
+        log_dir = settings.stack.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        children = [
+            _spawn("worker", ["worker", "--loglevel", "info"], env, log_dir),
+            _spawn("projector", ["project"], env, log_dir),
+            _spawn("api", ["api"], env, log_dir),
+        ]
+        console.print(f"  started worker, projector and API (logs in {escape(str(log_dir))})")
+        cache = RedisGoldenCache.from_url(
+            settings.redis.url, settings.namespace, settings.redis.socket_timeout_s
+        )
+        examples: list[tuple[str, str, str, str]] = []
+        if not args.no_sample:
+            examples = _publish_samples(args, ctx, children)
+            _wait_for_views(ctx, cache, examples, children)
+        api = f"http://{settings.api.host}:{settings.api.port}"
+        console.rule("mdhub is running")
+        console.print(f"API            {api}   (OpenAPI docs: {api}/docs)")
+        console.print(f"Kafka          {status.bootstrap_servers}    Redis {status.redis_url}")
+        for entity, source, key, golden_id in examples[:5]:
+            console.print(
+                f"golden {entity:9} {api}/v1/{entity}/golden/{golden_id}   ({source}:{key})"
+            )
+        first = next(iter(ctx.model.entities))
+        console.print(f"tail golden    mdhub tail --entity {first} --from-beginning")
+        console.print(f"tail changes   mdhub tail --entity {first} --changes --from-beginning")
+        console.print(f"tail rejects   mdhub tail --entity {first} --rejected --from-beginning")
+        console.print(f"publish        mdhub publish --entity {first} --source crm FILE.jsonl")
+        if args.exit_after_sample:
+            return 0
+        console.print("Press Ctrl-C to stop.")
+        while True:
+            _check_alive(children)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+        return 0
+    finally:
+        _stop_children(children)
+        if not args.keep_stack:
+            stack_down(settings.stack, report=lambda line: console.print(f"  {escape(line)}"))
+        console.print("stopped")
+
+
+def _publish_samples(
+    args: argparse.Namespace, ctx: Context, children: list[_Child]
+) -> list[tuple[str, str, str, str]]:
+    from mdhub.domain.identity import golden_id_for
+    from mdhub.kafka.producer import HubProducer
+    from mdhub.publishing import parse_records, read_file
+    from mdhub.serde.generate import fullname
+
+    samples = _samples(args.sample_dir, ctx)
+    if not samples:
+        ctx.console.print(f"  no sample files in {escape(str(args.sample_dir))}")
+        return []
+    producer = HubProducer(ctx.settings.kafka)
+    examples: list[tuple[str, str, str, str]] = []
+    for entity_name, source, path in samples:
+        entity = ctx.entity(entity_name)
+        codec = ctx.catalog.codec(fullname(entity_name, "CandidateChange"))
+        parsed = parse_records(entity, source, read_file(path), codec)
+        if parsed.errors:
+            raise MdhubError(f"{path}: " + "; ".join(str(e) for e in parsed.errors[:5]))
+        topic = topic_name(ctx.settings.namespace, entity_name, Stage.SOURCE)
+        for _, change, value in parsed.changes:
+            producer.produce(topic, change.source_ref.encode(), value)
+            examples.append(
+                (
+                    entity_name,
+                    source,
+                    change.source_key,
+                    golden_id_for(entity_name, source, change.source_key),
+                )
+            )
+        producer.deliver_all(60.0)
+        ctx.console.print(
+            f"  published {len(parsed.changes)} {entity_name} change(s) from {escape(str(path))}"
+        )
+    _check_alive(children)
+    return list(dict.fromkeys(examples))
+
+
+def _wait_for_views(
+    ctx: Context, cache: Any, examples: list[tuple[str, str, str, str]], children: list[_Child]
+) -> None:
+    deadline = time.monotonic() + 180
+    with ctx.console.status(
+        "waiting for the sample golden records to reach the read views"
+    ) as status:
+        while time.monotonic() < deadline:
+            _check_alive(children)
+            missing = [e for e in examples if cache.get_xref(e[0], e[1], e[2]) is None]
+            # some samples are meant to be rejected; wait until at least the rest have landed
+            if len(missing) <= len(examples) // 4:
+                status.update("sample data projected")
+                return
+            time.sleep(0.5)
+    ctx.console.print(
+        "[yellow]the sample data has not fully reached the views yet; see the worker log[/]"
+    )

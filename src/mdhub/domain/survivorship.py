@@ -1,0 +1,141 @@
+"""Survivorship: choose each golden attribute's value among the contributing source records.
+
+Every rule is deterministic: ties fall back to source trust, then recency, then the source
+reference, so the same sources always give the same golden record whatever their arrival order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mdhub.domain.model import AttributeSpec, EntityModel, Rule
+from mdhub.domain.records import Lineage, SourceRecord, Value
+
+__all__ = ["survive"]
+
+_Candidate = tuple[SourceRecord, Value]
+
+
+def _priority(entity: EntityModel) -> Callable[[_Candidate], tuple[Any, ...]]:
+    def key(candidate: _Candidate) -> tuple[Any, ...]:
+        record = candidate[0]
+        return (
+            entity.trust(record.source),
+            record.occurred_at,
+            record.source_version,
+            record.source_ref,
+        )
+
+    return key
+
+
+def _recency(entity: EntityModel) -> Callable[[_Candidate], tuple[Any, ...]]:
+    def key(candidate: _Candidate) -> tuple[Any, ...]:
+        record = candidate[0]
+        return (
+            record.occurred_at,
+            record.source_version,
+            entity.trust(record.source),
+            record.source_ref,
+        )
+
+    return key
+
+
+def _comparable(value: Value) -> tuple[int, Any]:
+    # Orders values of one attribute type; the leading tag keeps mixed types from raising.
+    if isinstance(value, bool):
+        return (0, value)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, dt.datetime):
+        return (2, value.timestamp())
+    if isinstance(value, dt.date):
+        return (3, value.toordinal())
+    return (4, str(value))
+
+
+def _length(value: Value) -> int:
+    return len(value) if isinstance(value, str | tuple) else len(str(value))
+
+
+def _choose(
+    spec: AttributeSpec, entity: EntityModel, candidates: Sequence[_Candidate]
+) -> tuple[Value, SourceRecord]:
+    by_priority = _priority(entity)
+    rule = spec.survivorship
+    if rule is Rule.SOURCE_PRIORITY:
+        record, value = max(candidates, key=by_priority)
+    elif rule is Rule.MOST_RECENT:
+        record, value = max(candidates, key=_recency(entity))
+    elif rule is Rule.MOST_FREQUENT:
+        counts = Counter(_comparable(value) for _, value in candidates)
+        record, value = max(candidates, key=lambda c: (counts[_comparable(c[1])], by_priority(c)))
+    elif rule is Rule.LONGEST:
+        record, value = max(candidates, key=lambda c: (_length(c[1]), by_priority(c)))
+    elif rule is Rule.MIN:
+        # the smallest value; among sources holding it, the most trusted is named in the lineage
+        record, value = max(candidates, key=lambda c: (_negate(_comparable(c[1])), by_priority(c)))
+    elif rule is Rule.MAX:
+        record, value = max(candidates, key=lambda c: (_comparable(c[1]), by_priority(c)))
+    elif rule is Rule.UNION:
+        merged: set[str] = set()
+        for _, value in candidates:
+            merged.update(value if isinstance(value, tuple) else (str(value),))
+        record, _ = max(candidates, key=by_priority)
+        value = tuple(sorted(merged))
+    else:  # pragma: no cover - Rule is closed
+        raise AssertionError(rule)
+    return value, record
+
+
+class _Reversed:
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[int, Any]) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return bool(other.key < self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _negate(key: tuple[int, Any]) -> _Reversed:
+    return _Reversed(key)
+
+
+def survive(
+    entity: EntityModel, sources: Sequence[SourceRecord]
+) -> tuple[dict[str, Value], dict[str, Lineage]]:
+    """Return the golden attributes and their lineage from the contributing source records.
+
+    Args:
+        entity: the entity model (attribute rules and source trust).
+        sources: the contributing (not deleted) source records.
+
+    Returns:
+        ``(attributes, lineage)``: attributes with a value, in model order, and for each of them the
+        source record and rule that won.
+    """
+    attributes: dict[str, Value] = {}
+    lineage: dict[str, Lineage] = {}
+    for name, spec in entity.attributes.items():
+        candidates = [
+            (record, record.attributes[name]) for record in sources if name in record.attributes
+        ]
+        if not candidates:
+            continue
+        value, winner = _choose(spec, entity, candidates)
+        attributes[name] = value
+        lineage[name] = Lineage(
+            winner.source, winner.source_key, spec.survivorship.value, winner.occurred_at
+        )
+    return attributes, lineage

@@ -1,0 +1,62 @@
+"""librdkafka (confluent-kafka) client configs, generated from the one settings tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mdhub.settings import KafkaSettings
+
+__all__ = ["admin_config", "consumer_config", "producer_config"]
+
+
+def _common(kafka: KafkaSettings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "security.protocol": kafka.security_protocol,
+        # librdkafka may try ::1 for "localhost"; the stack advertises 127.0.0.1
+        "broker.address.family": "v4",
+    }
+    if kafka.sasl_mechanism:
+        conf["sasl.mechanism"] = kafka.sasl_mechanism
+    if kafka.sasl_username:
+        conf["sasl.username"] = kafka.sasl_username
+    if kafka.sasl_password is not None:
+        conf["sasl.password"] = kafka.sasl_password.get_secret_value()
+    return conf
+
+
+def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
+    """An idempotent, ``acks=all`` producer that partitions like the Java client (murmur2)."""
+    conf = {
+        **_common(kafka),
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": 300_000,
+        "queue.buffering.max.messages": 500_000,
+    }
+    conf.update(kafka.extra)
+    conf.update(overrides)
+    return conf
+
+
+def consumer_config(kafka: KafkaSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """An at-least-once consumer: offsets are stored only after the side effects are done."""
+    conf = {
+        **_common(kafka),
+        "group.id": group_id,
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    }
+    conf.update(kafka.extra)
+    conf.update(overrides)
+    return conf
+
+
+def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """An admin client."""
+    return {**_common(kafka), **kafka.extra}

@@ -1,0 +1,1 @@
+"""Avro serialization: the schema catalog, single-object codecs and domain <-> Avro mapping."""

@@ -1,0 +1,262 @@
+"""Map domain values to the dicts fastavro reads and writes, and golden records to JSON documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from mdhub.domain.model import EntityModel
+from mdhub.domain.records import (
+    Attributes,
+    CandidateChange,
+    Cause,
+    CauseKind,
+    ChangeEvent,
+    GoldenRecord,
+    GoldenStatus,
+    Lineage,
+    Op,
+    Reason,
+    SourceRecord,
+    Value,
+)
+from mdhub.domain.versioning import json_value
+
+__all__ = [
+    "attributes_from_avro",
+    "attributes_to_avro",
+    "change_event_to_avro",
+    "change_from_avro",
+    "change_to_avro",
+    "golden_from_avro",
+    "golden_to_avro",
+    "golden_to_json",
+    "rejected_to_avro",
+]
+
+
+def attributes_to_avro(entity: EntityModel, attributes: Attributes) -> dict[str, Any]:
+    """Every model attribute, ``None`` where absent; tuples become lists."""
+    out: dict[str, Any] = {}
+    for name in entity.attributes:
+        value = attributes.get(name)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def attributes_from_avro(data: Mapping[str, Any] | None) -> dict[str, Value]:
+    """Attributes with a value (``None`` means absent); lists become tuples."""
+    out: dict[str, Value] = {}
+    for name, value in (data or {}).items():
+        if value is None:
+            continue
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def change_to_avro(entity: EntityModel, change: CandidateChange) -> dict[str, Any]:
+    """Candidate change -> Avro dict."""
+    return {
+        "change_id": change.change_id,
+        "entity": change.entity,
+        "source": change.source,
+        "source_key": change.source_key,
+        "op": change.op.value,
+        "source_version": change.source_version,
+        "occurred_at": change.occurred_at,
+        "attributes": attributes_to_avro(entity, change.attributes),
+    }
+
+
+def change_from_avro(data: Mapping[str, Any]) -> CandidateChange:
+    """Avro dict -> candidate change."""
+    return CandidateChange(
+        change_id=data["change_id"],
+        entity=data["entity"],
+        source=data["source"],
+        source_key=data["source_key"],
+        op=Op(data["op"]),
+        source_version=data["source_version"],
+        occurred_at=data["occurred_at"],
+        attributes=attributes_from_avro(data["attributes"]),
+    )
+
+
+def _source_to_avro(entity: EntityModel, record: SourceRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "source_key": record.source_key,
+        "source_version": record.source_version,
+        "occurred_at": record.occurred_at,
+        "change_id": record.change_id,
+        "deleted": record.deleted,
+        "attributes": attributes_to_avro(entity, record.attributes),
+    }
+
+
+def golden_to_avro(entity: EntityModel, golden: GoldenRecord) -> dict[str, Any]:
+    """Golden record -> Avro dict."""
+    return {
+        "golden_id": golden.golden_id,
+        "entity": golden.entity,
+        "version": golden.version,
+        "status": golden.status.value,
+        "merged_into": golden.merged_into,
+        "attributes": attributes_to_avro(entity, golden.attributes),
+        "lineage": {
+            name: {
+                "source": ln.source,
+                "source_key": ln.source_key,
+                "rule": ln.rule,
+                "occurred_at": ln.occurred_at,
+            }
+            for name, ln in golden.lineage.items()
+        },
+        "sources": [_source_to_avro(entity, record) for record in golden.sources],
+        "created_at": golden.created_at,
+        "updated_at": golden.updated_at,
+        "content_hash": golden.content_hash,
+    }
+
+
+def golden_from_avro(data: Mapping[str, Any]) -> GoldenRecord:
+    """Avro dict -> golden record."""
+    return GoldenRecord(
+        golden_id=data["golden_id"],
+        entity=data["entity"],
+        version=data["version"],
+        status=GoldenStatus(data["status"]),
+        attributes=attributes_from_avro(data["attributes"]),
+        lineage={
+            name: Lineage(ln["source"], ln["source_key"], ln["rule"], ln["occurred_at"])
+            for name, ln in data["lineage"].items()
+        },
+        sources=tuple(
+            SourceRecord(
+                source=s["source"],
+                source_key=s["source_key"],
+                source_version=s["source_version"],
+                occurred_at=s["occurred_at"],
+                change_id=s["change_id"],
+                attributes=attributes_from_avro(s["attributes"]),
+                deleted=s.get("deleted", False),
+            )
+            for s in data["sources"]
+        ),
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        content_hash=data["content_hash"],
+        merged_into=data.get("merged_into"),
+    )
+
+
+def change_event_to_avro(entity: EntityModel, event: ChangeEvent) -> dict[str, Any]:
+    """Change event -> Avro dict."""
+    return {
+        "golden_id": event.golden_id,
+        "entity": event.entity,
+        "version": event.version,
+        "status": event.status.value,
+        "changed": list(event.changed),
+        "before": attributes_to_avro(entity, event.before),
+        "after": attributes_to_avro(entity, event.after),
+        "cause": {
+            "kind": event.cause.kind.value,
+            "id": event.cause.id,
+            "source": event.cause.source,
+            "source_key": event.cause.source_key,
+        },
+        "occurred_at": event.occurred_at,
+    }
+
+
+def change_event_from_avro(data: Mapping[str, Any]) -> ChangeEvent:
+    """Avro dict -> change event."""
+    cause = data["cause"]
+    return ChangeEvent(
+        golden_id=data["golden_id"],
+        entity=data["entity"],
+        version=data["version"],
+        status=GoldenStatus(data["status"]),
+        changed=tuple(data["changed"]),
+        before=attributes_from_avro(data["before"]),
+        after=attributes_from_avro(data["after"]),
+        cause=Cause(
+            CauseKind(cause["kind"]), cause["id"], cause.get("source"), cause.get("source_key")
+        ),
+        occurred_at=data["occurred_at"],
+    )
+
+
+def rejected_to_avro(
+    *,
+    entity: str,
+    stage: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp: dt.datetime | None,
+    key: bytes | None,
+    value: bytes | None,
+    reasons: tuple[Reason, ...] | list[Reason],
+    change: CandidateChange | None = None,
+) -> dict[str, Any]:
+    """Build the rejected-record envelope around the original bytes."""
+    when = timestamp or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return {
+        "entity": entity,
+        "stage": stage,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": timestamp,
+        "key": key,
+        "value": value,
+        "change_id": change.change_id if change else None,
+        "source": change.source if change else None,
+        "source_key": change.source_key if change else None,
+        "reasons": [
+            {"code": r.code, "message": r.message, "attribute": r.attribute} for r in reasons
+        ],
+        "rejected_at": when,
+    }
+
+
+def _json_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def golden_to_json(golden: GoldenRecord) -> dict[str, Any]:
+    """The golden record as a JSON document (read views, API, ``mdhub tail``)."""
+    return {
+        "golden_id": golden.golden_id,
+        "entity": golden.entity,
+        "version": golden.version,
+        "status": golden.status.value,
+        "merged_into": golden.merged_into,
+        "attributes": {name: json_value(value) for name, value in golden.attributes.items()},
+        "lineage": {
+            name: {
+                "source": ln.source,
+                "source_key": ln.source_key,
+                "rule": ln.rule,
+                "occurred_at": _json_time(ln.occurred_at),
+            }
+            for name, ln in golden.lineage.items()
+        },
+        "sources": [
+            {
+                "source": s.source,
+                "source_key": s.source_key,
+                "source_version": s.source_version,
+                "occurred_at": _json_time(s.occurred_at),
+                "change_id": s.change_id,
+                "deleted": s.deleted,
+            }
+            for s in golden.sources
+        ],
+        "created_at": _json_time(golden.created_at),
+        "updated_at": _json_time(golden.updated_at),
+        "content_hash": golden.content_hash,
+    }

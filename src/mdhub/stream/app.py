@@ -1,0 +1,164 @@
+"""The faust application of the stream worker: one agent per entity type.
+
+Processing guarantee: at-least-once with idempotent, version-guarded writes. For each batch the
+agent (1) computes every output and state change with :class:`EntityPipeline`, (2) sends the
+outputs (golden, changes, rejected) with an idempotent ``acks=all`` producer and waits until Kafka
+has them, and only then (3) writes the new state to the table (whose changelog is the state topic),
+after which faust may commit the source offsets. A crash between (2) and (3) replays the batch:
+the state still lacks it, the pure merge computes the same versions again, and the duplicates it
+re-sends are byte-identical with the same version numbers, which every reader ignores. A crash
+after (3) replays inputs the state already holds: they are duplicates and produce nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from mdhub.domain.model import EntityModel, HubModel
+from mdhub.errors import PublishError
+from mdhub.kafka.producer import HubProducer
+from mdhub.naming import group_name
+from mdhub.serde.catalog import SchemaCatalog
+from mdhub.settings import Settings
+from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("mdhub.worker")
+
+DELIVERY_TIMEOUT_S = 300.0
+EXIT_OUTPUT_FAILED = 70
+
+
+def _message(event: EventT) -> Message:
+    msg = event.message
+    timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
+    return Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
+
+
+class _EntityAgent:
+    """Feeds one entity's source stream through its pipeline in batches."""
+
+    def __init__(
+        self, pipeline: EntityPipeline, table: Any, producer: HubProducer, settings: Settings
+    ) -> None:
+        self.pipeline = pipeline
+        self.table = table
+        self.producer = producer
+        self.batch_size = settings.worker.batch_size
+        self.window = settings.worker.batch_window_s
+        self.counts: dict[str, int] = {o.value: 0 for o in Outcome}
+
+    async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
+        async for events in stream.take_events(self.batch_size, within=self.window):
+            await self._batch(stream, events)
+            yield None
+
+    async def _batch(self, stream: StreamT[Any], events: list[EventT]) -> None:
+        overlay: dict[bytes, bytes | None] = {}
+        pending: list[tuple[EventT, bytes, bytes | None]] = []
+
+        def load(key: bytes) -> bytes | None:
+            if key in overlay:
+                return overlay[key]
+            value = self.table.get(key)
+            return value if isinstance(value, bytes) else None
+
+        for event in events:
+            # Table reads and writes are routed by the current event's partition.
+            stream._set_current_event(event)  # type: ignore[attr-defined]
+            result = self.pipeline.process(_message(event), load)
+            self.counts[result.outcome.value] += 1
+            for out in result.outputs:
+                self.producer.produce(out.topic, out.key, out.value)
+            if result.state_key is not None:
+                overlay[result.state_key] = result.state_value
+                pending.append((event, result.state_key, result.state_value))
+            self.producer.poll(0)
+        try:
+            await asyncio.to_thread(self.producer.deliver_all, DELIVERY_TIMEOUT_S)
+        except PublishError as exc:
+            # The batch's offsets must not be committed: stop hard, a restart replays the batch.
+            log.critical("outputs of a batch could not be delivered, exiting: %s", exc)
+            logging.shutdown()
+            os._exit(EXIT_OUTPUT_FAILED)
+        for event, key, value in pending:
+            stream._set_current_event(event)  # type: ignore[attr-defined]
+            if value is None:
+                self.table.pop(key, None)
+            else:
+                self.table[key] = value
+
+
+def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> faust.App:
+    """Build the worker's faust app: an agent and a RocksDB state table per entity type."""
+    kafka = settings.kafka
+    app = faust.App(
+        group_name(settings.namespace, "worker"),
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        store="rocksdb://",
+        datadir=str(settings.worker.data_dir),
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        broker_max_poll_records=settings.worker.max_poll_records,
+        stream_buffer_maxsize=max(4 * settings.worker.batch_size, 4096),
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        table_standby_replicas=0,
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+    )
+    producer = HubProducer(kafka)
+    for entity in model.entities.values():
+        _add_entity(app, settings, entity, catalog, producer)
+    return app
+
+
+def _add_entity(
+    app: faust.App,
+    settings: Settings,
+    entity: EntityModel,
+    catalog: SchemaCatalog,
+    producer: HubProducer,
+) -> None:
+    pipeline = EntityPipeline(
+        entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
+    )
+    partitions = settings.kafka.partitions
+    source = app.topic(
+        pipeline.source_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    changelog = app.topic(
+        pipeline.state_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        compacting=True,
+    )
+    table = app.Table(
+        f"{entity.name}-state",
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=changelog,
+    )
+    runner = _EntityAgent(pipeline, table, producer, settings)
+    app.agent(source, name=f"mdhub.{entity.name}.merge", concurrency=1)(runner.run)

@@ -1,0 +1,143 @@
+"""Test helpers shipped with mdhub: in-memory implementations of the hub's ports.
+
+They follow the same contracts as the real adapters, so tests of the API, the projector or a
+consumer need no Redis or Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdhub.cache.views import GoldenView, encode_doc
+from mdhub.errors import RedisUnavailableError
+
+__all__ = ["InMemoryGoldenCache"]
+
+
+@dataclass(slots=True)
+class _Golden:
+    version: int
+    doc: str | None  # JSON text, as Redis stores it
+    xrefs: tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class _Entity:
+    golden: dict[str, _Golden] = field(default_factory=dict)
+    # (source, source_key) -> {golden id: claim order}; the highest claim answers
+    claims: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    claimseq: int = 0
+
+
+class InMemoryGoldenCache:
+    """:class:`mdhub.cache.GoldenCache` in memory, with the version guard of the Redis one.
+
+    Set :attr:`available` to ``False`` to simulate Redis being down: every method then raises
+    :class:`~mdhub.errors.RedisUnavailableError` until it is set back to ``True``.
+
+    Attributes:
+        available: whether the "server" answers.
+        where: the address named in error messages.
+    """
+
+    def __init__(self, *, where: str = "memory://golden-cache") -> None:
+        self.available = True
+        self.where = where
+        self._entities: dict[str, _Entity] = {}
+        self._lock = threading.Lock()  # the API calls it from a threadpool
+
+    def _check(self) -> None:
+        if not self.available:
+            raise RedisUnavailableError(
+                f"Redis at {self.where} is unavailable (simulated); "
+                "check it with `mdhub stack status`"
+            )
+
+    def apply_golden(self, entity: str, views: Sequence[GoldenView]) -> int:
+        """Apply the views whose version is newer than the stored one; return how many were."""
+        self._check()
+        encoded = [None if v.doc is None else encode_doc(v.doc) for v in views]
+        applied = 0
+        with self._lock:
+            state = self._entities.setdefault(entity, _Entity())
+            for view, doc in zip(views, encoded, strict=True):
+                stored = state.golden.get(view.golden_id)
+                if stored is not None and stored.version >= view.version:
+                    continue
+                xrefs = () if doc is None else tuple(dict.fromkeys(view.xrefs))
+                for pair in stored.xrefs if stored else ():
+                    if pair not in xrefs:
+                        self._release(state, pair, view.golden_id)
+                if xrefs:
+                    state.claimseq += 1
+                    for pair in xrefs:
+                        state.claims.setdefault(pair, {}).setdefault(view.golden_id, state.claimseq)
+                state.golden[view.golden_id] = _Golden(view.version, doc, xrefs)
+                applied += 1
+        return applied
+
+    @staticmethod
+    def _release(state: _Entity, pair: tuple[str, str], golden_id: str) -> None:
+        claimants = state.claims.get(pair)
+        if claimants is None:
+            return
+        claimants.pop(golden_id, None)
+        if not claimants:
+            del state.claims[pair]
+
+    def get_golden(self, entity: str, golden_id: str) -> dict[str, Any] | None:
+        """Return the golden record, or ``None`` when it is unknown or gone."""
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            stored = state.golden.get(golden_id) if state else None
+        if stored is None or stored.doc is None:
+            return None
+        doc: dict[str, Any] = json.loads(stored.doc)
+        return doc
+
+    def get_xref(self, entity: str, source: str, source_key: str) -> str | None:
+        """Return the golden id the source record contributes to, or ``None``."""
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            claimants = state.claims.get((source, source_key)) if state else None
+            if not claimants:
+                return None
+            return max(claimants.items(), key=lambda item: item[1])[0]
+
+    def version(self, entity: str, golden_id: str) -> int | None:
+        """Return the stored version of a golden record (also once it is gone), or ``None``."""
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            stored = state.golden.get(golden_id) if state else None
+        return None if stored is None else stored.version
+
+    def ping(self) -> None:
+        """Return, or raise ``RedisUnavailableError`` when :attr:`available` is false."""
+        self._check()
+
+    def clear(self, entity: str) -> int:
+        """Forget every view of ``entity``; return how many keys Redis would have deleted."""
+        self._check()
+        with self._lock:
+            state = self._entities.pop(entity, None)
+        if state is None:
+            return 0
+        live = any(g.doc is not None for g in state.golden.values())
+        return len(state.golden) + len(state.claims) + int(live) + int(state.claimseq > 0)
+
+    def count(self, entity: str) -> int:
+        """Return the number of golden records of ``entity`` whose document is present."""
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            return sum(g.doc is not None for g in state.golden.values()) if state else 0
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,236 @@
+"""Run the hub's processes (worker, projector, API) for a test, the way a user starts them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+
+from mdhub.domain.records import CandidateChange, Op
+from mdhub.kafka.admin import ensure_topics
+from mdhub.kafka.producer import HubProducer
+from mdhub.modelfile import load_model
+from mdhub.naming import Stage, topic_name
+from mdhub.serde.catalog import SchemaCatalog
+from mdhub.serde.mapping import change_to_avro
+from mdhub.settings import Settings
+from mdhub.topology import topic_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Hub:
+    """A namespace of its own on the session's servers, with its own hub processes."""
+
+    def __init__(
+        self,
+        kafka_bootstrap: str,
+        redis_url: str,
+        workdir: Path,
+        api_port: int,
+        partitions: int = 2,
+    ):
+        self.namespace = "t" + uuid.uuid4().hex[:10]
+        self.workdir = workdir
+        self.api_port = api_port
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MDHUB_")},
+            "MDHUB_NAMESPACE": self.namespace,
+            "MDHUB_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "MDHUB_KAFKA__PARTITIONS": str(partitions),
+            "MDHUB_REDIS__URL": redis_url,
+            "MDHUB_WORKER__DATA_DIR": str(workdir / "worker"),
+            "MDHUB_API__PORT": str(api_port),
+            "MDHUB_MODEL": str(ROOT / "config" / "model.yaml"),
+            "MDHUB_SCHEMAS_DIR": str(ROOT / "schemas"),
+        }
+        self.settings = Settings(
+            namespace=self.namespace,
+            model_file=ROOT / "config" / "model.yaml",
+            schemas_dir=ROOT / "schemas",
+            kafka={"bootstrap_servers": kafka_bootstrap, "partitions": partitions},
+            redis={"url": redis_url},
+        )
+        self.model = load_model(self.settings.model_file)
+        self.catalog = SchemaCatalog.load(self.settings.schemas_dir)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.producer = HubProducer(self.settings.kafka)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def ensure_topics(self) -> None:
+        kafka = self.settings.kafka
+        ensure_topics(
+            kafka,
+            topic_specs(self.model, self.namespace, kafka.partitions, kafka.replication_factor),
+        )
+
+    def start(self, *names: str) -> None:
+        commands = {
+            "worker": ["worker", "--loglevel", "info"],
+            "projector": ["project"],
+            "api": ["api"],
+        }
+        for name in names:
+            log = (self.workdir / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "mdhub", *commands[name]],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mdhub", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def alive(self, name: str) -> bool:
+        return self.procs[name].poll() is None
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def topic(self, entity: str, stage: Stage) -> str:
+        return topic_name(self.namespace, entity, stage)
+
+    def change(
+        self,
+        source_key: str,
+        version: int,
+        attributes: dict[str, Any] | None = None,
+        *,
+        source: str = "crm",
+        entity: str = "customer",
+        op: Op = Op.UPSERT,
+        occurred_at: dt.datetime | None = None,
+    ) -> CandidateChange:
+        return CandidateChange(
+            change_id=str(uuid.uuid4()),
+            entity=entity,
+            source=source,
+            source_key=source_key,
+            op=op,
+            source_version=version,
+            occurred_at=occurred_at
+            or dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=version),
+            attributes=attributes or {},
+        )
+
+    def encode(self, change: CandidateChange) -> bytes:
+        codec = self.catalog.codec(f"mdhub.{change.entity}.CandidateChange")
+        return codec.encode(change_to_avro(self.model.entity(change.entity), change))
+
+    def publish(self, changes: Iterable[CandidateChange]) -> None:
+        for change in changes:
+            self.producer.produce(
+                self.topic(change.entity, Stage.SOURCE),
+                change.source_ref.encode(),
+                self.encode(change),
+            )
+        self.producer.deliver_all(30)
+
+    def publish_raw(self, entity: str, key: bytes | None, value: bytes | None) -> None:
+        self.producer.produce(self.topic(entity, Stage.SOURCE), key, value)
+        self.producer.deliver_all(30)
+
+    def read(
+        self, entity: str, stage: Stage, codec_name: str | None = None
+    ) -> list[tuple[str | None, Any]]:
+        """Every message of a topic from offset 0 to its current end: ``(key, decoded value or None)``."""
+        topic = self.topic(entity, stage)
+        if codec_name is None:
+            codec_name = {
+                Stage.GOLDEN: f"mdhub.{entity}.GoldenRecord",
+                Stage.CHANGES: f"mdhub.{entity}.ChangeEvent",
+                Stage.REJECTED: "mdhub.common.RejectedRecord",
+                Stage.SOURCE: f"mdhub.{entity}.CandidateChange",
+            }[stage]
+        codec = self.catalog.codec(codec_name)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka.bootstrap_servers,
+                "group.id": "reader-" + uuid.uuid4().hex,
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            meta = consumer.list_topics(topic, timeout=10)
+            ends = {}
+            for p in meta.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+            out: list[tuple[str | None, Any]] = []
+            deadline = time.monotonic() + 30
+            while ends and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error() is not None:
+                    continue
+                key = msg.key().decode() if msg.key() is not None else None
+                out.append((key, codec.decode(msg.value()) if msg.value() is not None else None))
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+            assert not ends, f"could not read {topic} to its end"
+            return out
+        finally:
+            consumer.close()
+
+    def api(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.api_port}{path}", timeout=10)
+
+    def api_status(self, path: str) -> int | None:
+        """The status code of a GET, or None while the API is not listening yet."""
+        try:
+            return self.api(path).status_code
+        except httpx.TransportError:
+            return None

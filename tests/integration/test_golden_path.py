@@ -1,0 +1,308 @@
+"""The first golden path end to end, against real Kafka and Redis, with the hub's own processes.
+
+A module of tests shares one hub (worker, projector, API) in a namespace of its own; every test uses
+its own source keys. Redis for this module is a dedicated server, so one test can stop it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_py
+from harness import Hub, wait_for
+
+from conftest import free_ports
+from mdhub.domain.identity import golden_id_for
+from mdhub.domain.records import Op
+from mdhub.naming import Stage
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 60
+
+
+class RedisServer:
+    """A redis-server of this module's own, so a test can take it away and bring it back empty."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_ports(1)[0]
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis_py.Redis.from_url(self.url, socket_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis_py.exceptions.ConnectionError:
+                return False
+
+        wait_for(answers, 20, "redis-server to answer")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(
+    kafka_bootstrap: str, own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hub]:
+    hub = Hub(
+        kafka_bootstrap, own_redis.url, tmp_path_factory.mktemp("hub"), api_port=free_ports(1)[0]
+    )
+    hub.ensure_topics()
+    hub.start("worker", "projector", "api")
+    try:
+        # the worker is ready once a first record has come out golden through the API
+        hub.publish([hub.change("warmup", 1, {"first_name": "Warm", "last_name": "Up"})])
+        gid = golden_id_for("customer", "crm", "warmup")
+        wait_for(
+            lambda: hub.api_status(f"/v1/customer/golden/{gid}") == 200,
+            120,
+            "the warm-up record",
+        )
+        yield hub
+    finally:
+        hub.stop_all()
+
+
+def golden_via_api(hub: Hub, source_key: str, version: int, source: str = "crm") -> dict:
+    gid = golden_id_for("customer", source, source_key)
+
+    def at_version() -> dict | None:
+        if hub.api_status(f"/v1/customer/golden/{gid}") != 200:
+            return None
+        response = hub.api(f"/v1/customer/golden/{gid}")
+        if response.status_code == 200 and response.json()["version"] >= version:
+            return response.json()
+        return None
+
+    return wait_for(at_version, TIMEOUT, f"golden {source}:{source_key} at version {version}")
+
+
+def changes_of(hub: Hub, golden_id: str) -> list[dict]:
+    return [v for k, v in hub.read("customer", Stage.CHANGES) if k == golden_id]
+
+
+def rejects_of(hub: Hub, key: str) -> list[dict]:
+    return [v for k, v in hub.read("customer", Stage.REJECTED) if k == key]
+
+
+def test_published_record_comes_out_golden_from_the_api(hub: Hub) -> None:
+    hub.publish(
+        [
+            hub.change(
+                "A-1",
+                1,
+                {"first_name": "  Grace ", "last_name": "Hopper", "email": "g@navy.example"},
+            )
+        ]
+    )
+    doc = golden_via_api(hub, "A-1", 1)
+    assert doc["version"] == 1
+    assert doc["status"] == "active"
+    assert doc["attributes"]["first_name"] == "Grace"  # standardized: trimmed
+    assert doc["attributes"]["email"] == "g@navy.example"
+    assert doc["lineage"]["last_name"]["source"] == "crm"
+    assert doc["lineage"]["last_name"]["source_key"] == "A-1"
+    xref = hub.api("/v1/customer/xref/crm/A-1")
+    assert xref.status_code == 200
+    assert xref.json()["golden_id"] == doc["golden_id"] == golden_id_for("customer", "crm", "A-1")
+    golden = [v for k, v in hub.read("customer", Stage.GOLDEN) if k == doc["golden_id"]]
+    assert [g["version"] for g in golden] == [1]
+
+
+def test_update_makes_version_2_with_a_change_event(hub: Hub) -> None:
+    hub.publish(
+        [
+            hub.change("A-2", 1, {"first_name": "Alan", "last_name": "Turing", "city": "London"}),
+            hub.change(
+                "A-2",
+                2,
+                {
+                    "first_name": "Alan",
+                    "last_name": "Turing",
+                    "city": "Manchester",
+                    "phone": "+44161",
+                },
+            ),
+        ]
+    )
+    doc = golden_via_api(hub, "A-2", 2)
+    assert doc["attributes"]["city"] == "Manchester"
+    events = changes_of(hub, doc["golden_id"])
+    assert [e["version"] for e in events] == [1, 2]
+    second = events[1]
+    assert second["changed"] == ["phone", "city"]
+    assert second["before"]["city"] == "London"
+    assert second["after"]["city"] == "Manchester"
+    assert second["before"]["phone"] is None
+    assert second["after"]["phone"] == "+44161"
+    assert second["cause"]["kind"] == "source_change"
+    assert second["cause"]["source_key"] == "A-2"
+
+
+def test_identical_republish_makes_no_new_version(hub: Hub) -> None:
+    first = hub.change("A-3", 1, {"first_name": "Ada", "last_name": "Byron"})
+    hub.publish([first])
+    golden_via_api(hub, "A-3", 1)
+    # the very same change again, then the same values under a newer source version, then a real change
+    same_values_newer = hub.change("A-3", 2, {"first_name": "Ada", "last_name": "Byron"})
+    real_change = hub.change("A-3", 3, {"first_name": "Ada", "last_name": "Lovelace"})
+    hub.publish([first, same_values_newer, real_change])
+    doc = golden_via_api(hub, "A-3", 2)
+    assert doc["attributes"]["last_name"] == "Lovelace"
+    assert doc["version"] == 2
+    assert [e["version"] for e in changes_of(hub, doc["golden_id"])] == [1, 2]
+    assert rejects_of(hub, "crm:A-3") == []
+
+
+def test_stale_version_is_rejected_and_the_worker_keeps_going(hub: Hub) -> None:
+    stale = hub.change("A-4", 3, {"first_name": "Kath", "last_name": "Old"})
+    hub.publish([hub.change("A-4", 5, {"first_name": "Katherine", "last_name": "Johnson"}), stale])
+    wait_for(lambda: rejects_of(hub, "crm:A-4"), TIMEOUT, "the stale change on the rejected topic")
+    doc = golden_via_api(hub, "A-4", 1)
+    assert doc["attributes"]["last_name"] == "Johnson"
+    (reject,) = rejects_of(hub, "crm:A-4")
+    assert [r["code"] for r in reject["reasons"]] == ["STALE_SOURCE_VERSION"]
+    assert reject["stage"] == "merge"
+    assert reject["source_key"] == "A-4"
+    assert reject["change_id"] == stale.change_id
+    assert reject["value"] == hub.encode(stale)  # the original bytes, untouched
+    assert reject["topic"] == hub.topic("customer", Stage.SOURCE)
+    assert hub.alive("worker")
+
+
+def test_undecodable_bytes_are_rejected_with_the_original_bytes(hub: Hub) -> None:
+    garbage = b"\x00\x01 this is not avro \xff"
+    hub.publish_raw("customer", b"crm:GARBAGE-1", garbage)
+    hub.publish([hub.change("A-5", 1, {"first_name": "Hedy", "last_name": "Lamarr"})])
+    (reject,) = wait_for(
+        lambda: rejects_of(hub, "crm:GARBAGE-1"), TIMEOUT, "the garbage on the rejected topic"
+    )
+    assert reject["value"] == garbage
+    assert reject["key"] == b"crm:GARBAGE-1"
+    assert [r["code"] for r in reject["reasons"]] == ["UNDECODABLE"]
+    assert isinstance(reject["offset"], int)
+    golden_via_api(hub, "A-5", 1)  # processed after the garbage: the worker did not stop
+    assert hub.alive("worker")
+
+
+def test_rule_violations_are_all_collected(hub: Hub) -> None:
+    hub.publish(
+        [hub.change("A-6", 1, {"first_name": "X", "email": "not-an-email", "country": "Germany"})]
+    )
+    (reject,) = wait_for(
+        lambda: rejects_of(hub, "crm:A-6"), TIMEOUT, "the invalid change on the rejected topic"
+    )
+    codes = sorted((r["code"], r["attribute"]) for r in reject["reasons"])
+    assert codes == [
+        ("PATTERN", "country"),
+        ("PATTERN", "email"),
+        ("REQUIRED", "last_name"),
+        ("TOO_LONG", "country"),
+    ]
+
+
+def test_source_delete_retires_the_golden_record(hub: Hub) -> None:
+    hub.publish([hub.change("A-7", 1, {"first_name": "Tim", "last_name": "Berners-Lee"})])
+    doc = golden_via_api(hub, "A-7", 1)
+    hub.publish([hub.change("A-7", 2, op=Op.DELETE)])
+    gid = doc["golden_id"]
+    wait_for(
+        lambda: hub.api_status(f"/v1/customer/golden/{gid}") == 404,
+        TIMEOUT,
+        "the retired record to leave the API",
+    )
+    events = changes_of(hub, gid)
+    assert [(e["version"], e["status"]) for e in events] == [(1, "active"), (2, "retired")]
+    golden = [v for k, v in hub.read("customer", Stage.GOLDEN) if k == gid]
+    assert golden[-1] is None  # a tombstone closes the golden topic's history of the record
+    assert golden[-2]["status"] == "retired"
+
+
+def test_redis_outage_gives_503_and_rebuild_restores_every_view(
+    hub: Hub, own_redis: RedisServer
+) -> None:
+    keys = [f"R-{i}" for i in range(30)]
+    hub.publish([hub.change(k, 1, {"first_name": "Re", "last_name": f"Build{k}"}) for k in keys])
+    hub.publish(
+        [hub.change(k, 2, {"first_name": "Re", "last_name": f"Built{k}"}) for k in keys[:10]]
+    )
+    golden_via_api(hub, keys[0], 2)
+    for k in keys:
+        golden_via_api(hub, k, 2 if k in keys[:10] else 1)
+
+    hub.stop("projector")  # so only the rebuild can bring the views back
+    own_redis.stop()
+    response = hub.api(f"/v1/customer/golden/{golden_id_for('customer', 'crm', keys[0])}")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 503
+    assert "Retry-After" in response.headers
+    assert hub.api("/healthz").status_code == 200
+
+    own_redis.start()  # back, but empty: every view is gone
+    gid0 = golden_id_for("customer", "crm", keys[0])
+    wait_for(
+        lambda: hub.api_status(f"/v1/customer/golden/{gid0}") == 404,
+        TIMEOUT,
+        "the API to see Redis again",
+    )
+
+    rebuilt = hub.cli("cache", "rebuild", "--entity", "customer")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    for k in keys:
+        doc = hub.api(f"/v1/customer/golden/{golden_id_for('customer', 'crm', k)}").json()
+        assert doc["version"] == (2 if k in keys[:10] else 1)
+        assert doc["attributes"]["last_name"] == (f"Built{k}" if k in keys[:10] else f"Build{k}")
+    hub.start("projector")
+
+
+def test_cli_get_and_tail_show_the_golden_record(hub: Hub) -> None:
+    hub.publish([hub.change("A-8", 1, {"first_name": "Radia", "last_name": "Perlman"})])
+    doc = golden_via_api(hub, "A-8", 1)
+    by_id = hub.cli("get", "customer", doc["golden_id"])
+    assert by_id.returncode == 0, by_id.stderr
+    assert '"Perlman"' in by_id.stdout
+    by_key = hub.cli("get", "customer", "--source", "crm", "--key", "A-8")
+    assert by_key.returncode == 0 and doc["golden_id"] in by_key.stdout
+    tail = hub.cli("tail", "--entity", "customer", "--from-beginning", "--idle-timeout", "3")
+    assert tail.returncode == 0, tail.stderr
+    assert any(
+        doc["golden_id"] in line and '"Perlman"' in line for line in tail.stdout.splitlines()
+    )

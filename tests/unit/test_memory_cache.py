@@ -1,0 +1,163 @@
+"""The in-memory golden cache keeps the version guard and xref rules of the Redis one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from mdhub.cache import GoldenCache, GoldenView
+from mdhub.errors import RedisUnavailableError
+from mdhub.testing import InMemoryGoldenCache
+
+E = "customer"
+
+
+def view(gid: str, version: int, name: str | None, *xrefs: tuple[str, str]) -> GoldenView:
+    doc = None if name is None else {"golden_id": gid, "name": name}
+    return GoldenView(gid, version, doc, tuple(xrefs))
+
+
+@pytest.fixture
+def cache() -> InMemoryGoldenCache:
+    return InMemoryGoldenCache()
+
+
+def test_implements_the_port(cache: InMemoryGoldenCache) -> None:
+    assert isinstance(cache, GoldenCache)
+
+
+def test_newer_version_wins(cache: InMemoryGoldenCache) -> None:
+    assert cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1"))]) == 1
+    assert cache.apply_golden(E, [view("g1", 2, "Anna", ("crm", "1"))]) == 1
+    assert cache.get_golden(E, "g1") == {"golden_id": "g1", "name": "Anna"}
+    assert cache.version(E, "g1") == 2
+
+
+@pytest.mark.parametrize("replayed", [1, 2])
+def test_same_or_older_version_changes_nothing(cache: InMemoryGoldenCache, replayed: int) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1")), view("g1", 2, "Anna", ("crm", "1"))])
+    assert cache.apply_golden(E, [view("g1", replayed, "Old", ("web", "9"))]) == 0
+    assert cache.get_golden(E, "g1") == {"golden_id": "g1", "name": "Anna"}
+    assert cache.get_xref(E, "web", "9") is None
+    assert cache.get_xref(E, "crm", "1") == "g1"
+
+
+def test_versions_in_one_call_end_with_the_highest(cache: InMemoryGoldenCache) -> None:
+    applied = cache.apply_golden(E, [view("g1", 3, "C"), view("g1", 2, "B"), view("g1", 4, "D")])
+    assert applied == 2
+    assert cache.get_golden(E, "g1") == {"golden_id": "g1", "name": "D"}
+
+
+def test_gone_doc_drops_doc_and_xrefs_and_blocks_older_replays(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1"), ("web", "a"))])
+    assert cache.count(E) == 1
+
+    assert cache.apply_golden(E, [view("g1", 2, None, ("crm", "1"))]) == 1
+    assert cache.get_golden(E, "g1") is None
+    assert cache.get_xref(E, "crm", "1") is None
+    assert cache.get_xref(E, "web", "a") is None
+    assert cache.count(E) == 0
+    assert cache.version(E, "g1") == 2
+
+    assert cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1"))]) == 0
+    assert cache.get_golden(E, "g1") is None
+    assert cache.get_xref(E, "crm", "1") is None
+
+
+def test_a_source_that_leaves_loses_its_xref(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1"), ("web", "a"))])
+    cache.apply_golden(E, [view("g1", 2, "Ann", ("crm", "1"))])
+    assert cache.get_xref(E, "crm", "1") == "g1"
+    assert cache.get_xref(E, "web", "a") is None
+
+
+def test_xref_moves_to_the_record_a_source_joins(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("a", 1, "Ann", ("crm", "1"), ("web", "x"))])
+    cache.apply_golden(E, [view("b", 1, "Bob", ("erp", "7"), ("web", "x"))])  # web:x joins b
+    assert cache.get_xref(E, "web", "x") == "b"
+    cache.apply_golden(E, [view("a", 2, "Ann", ("crm", "1"))])  # ...and a lets it go
+    assert cache.get_xref(E, "web", "x") == "b"
+    assert cache.get_xref(E, "crm", "1") == "a"
+
+
+def test_the_newest_claim_answers_while_two_records_list_a_source(
+    cache: InMemoryGoldenCache,
+) -> None:
+    # b took web:x; a's next version, decided before the move, still lists it: b keeps answering
+    cache.apply_golden(E, [view("a", 1, "Ann", ("web", "x"))])
+    cache.apply_golden(E, [view("b", 1, "Bob", ("web", "x"))])
+    cache.apply_golden(E, [view("a", 2, "Ann B.", ("web", "x"))])
+    assert cache.get_xref(E, "web", "x") == "b"
+    cache.apply_golden(E, [view("a", 3, "Ann B.")])
+    assert cache.get_xref(E, "web", "x") == "b"
+
+
+def test_xref_converges_when_a_stale_claim_arrives_after_the_move(
+    cache: InMemoryGoldenCache,
+) -> None:
+    # b v1 took web:x from a; a v1 (still listing it) is applied late, then a v2 drops it
+    cache.apply_golden(E, [view("b", 1, "Bob", ("web", "x"))])
+    cache.apply_golden(E, [view("a", 1, "Ann", ("crm", "1"), ("web", "x"))])
+    cache.apply_golden(E, [view("a", 2, "Ann", ("crm", "1"))])
+    assert cache.get_xref(E, "web", "x") == "b"
+
+
+def test_count_and_clear_are_per_entity(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1")), view("g2", 1, "Bob")])
+    cache.apply_golden("product", [view("p1", 1, "Pen")])
+    assert cache.count(E) == 2
+    assert cache.clear(E) == 5  # two goldens, one xref, the live set, the claim counter
+    assert cache.count(E) == 0
+    assert cache.get_golden(E, "g1") is None
+    assert cache.get_xref(E, "crm", "1") is None
+    assert cache.count("product") == 1
+    # after a clear, a rebuild may apply version 1 again
+    assert cache.apply_golden(E, [view("g1", 1, "Ann")]) == 1
+
+
+def test_returned_docs_are_copies(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann")])
+    doc = cache.get_golden(E, "g1")
+    assert doc is not None
+    doc["name"] = "changed"
+    assert cache.get_golden(E, "g1") == {"golden_id": "g1", "name": "Ann"}
+
+
+def test_a_doc_that_is_not_json_is_refused(cache: InMemoryGoldenCache) -> None:
+    with pytest.raises(ValueError, match="not JSON-able"):
+        cache.apply_golden(E, [GoldenView("g1", 1, {"when": object()})])
+    assert cache.version(E, "g1") is None
+
+
+def test_unavailable_mode_raises_everywhere(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1"))])
+    cache.available = False
+    calls: list[Callable[[], object]] = [
+        lambda: cache.apply_golden(E, [view("g1", 2, "Anna")]),
+        lambda: cache.get_golden(E, "g1"),
+        lambda: cache.get_xref(E, "crm", "1"),
+        cache.ping,
+        lambda: cache.count(E),
+        lambda: cache.clear(E),
+    ]
+    for call in calls:
+        with pytest.raises(RedisUnavailableError, match="mdhub stack status"):
+            call()
+    cache.available = True
+    assert cache.get_golden(E, "g1") == {"golden_id": "g1", "name": "Ann"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("", 1, None), "golden_id"),
+        (("g", -1, None), "version"),
+        (("g", True, None), "version"),
+        (("g", 1, None, (("crm",),)), "pairs"),
+        (("g", 1, None, (("a:b", "1"),)), "':'"),
+    ],
+)
+def test_golden_view_refuses_bad_values(args: tuple[object, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GoldenView(*args)  # type: ignore[arg-type]
