@@ -48,6 +48,7 @@ class InMemoryGoldenCache:
         self.available = True
         self.where = where
         self._entities: dict[str, _Entity] = {}
+        self._filled: set[str] = set()
         self._lock = threading.Lock()  # the API calls it from a threadpool
 
     def _check(self) -> None:
@@ -127,6 +128,7 @@ class InMemoryGoldenCache:
         self._check()
         with self._lock:
             state = self._entities.pop(entity, None)
+            self._filled.discard(entity)
         if state is None:
             return 0
         live = any(g.doc is not None for g in state.golden.values())
@@ -138,6 +140,16 @@ class InMemoryGoldenCache:
         with self._lock:
             state = self._entities.get(entity)
             return sum(g.doc is not None for g in state.golden.values()) if state else 0
+
+    def filled(self, entity: str) -> bool:
+        """Whether :meth:`mark_filled` was called since the entity's views were cleared."""
+        self._check()
+        return entity in self._filled
+
+    def mark_filled(self, entity: str) -> None:
+        """Record that the entity's views are being filled."""
+        self._check()
+        self._filled.add(entity)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -306,3 +306,18 @@ def test_cli_get_and_tail_show_the_golden_record(hub: Hub) -> None:
     assert any(
         doc["golden_id"] in line and '"Perlman"' in line for line in tail.stdout.splitlines()
     )
+
+
+def test_projector_refills_the_views_after_redis_is_flushed(
+    hub: Hub, own_redis: RedisServer
+) -> None:
+    hub.publish([hub.change("F-1", 1, {"first_name": "Flush", "last_name": "Ed"})])
+    hub.publish([hub.change("F-1", 2, {"first_name": "Flush", "last_name": "Edd"})])
+    doc = golden_via_api(hub, "F-1", 2)
+    redis_py.Redis.from_url(own_redis.url).flushdb()
+    assert hub.api_status(f"/v1/customer/golden/{doc['golden_id']}") == 404
+    back = golden_via_api(
+        hub, "F-1", 2
+    )  # the running projector notices and replays the golden topic
+    assert back["attributes"]["last_name"] == "Edd"
+    assert back["version"] == 2

@@ -32,6 +32,7 @@ __all__ = ["Projector", "RebuildProgress", "rebuild_views", "view_of"]
 log = logging.getLogger("mdhub.projector")
 
 BATCH = 500
+MARKER_CHECK_S = 2.0
 
 
 def view_of(codec: AvroCodec, value: bytes) -> GoldenView:
@@ -64,7 +65,7 @@ class _Decoder:
             value = msg.value()
             if value is None:
                 continue  # tombstone: the retired version before it already dropped the view
-            entity, codec = self.by_topic[msg.topic()]
+            entity, codec = self.by_topic[str(msg.topic())]
             try:
                 views[entity].append(view_of(codec, value))
             except DecodeError as exc:
@@ -95,6 +96,41 @@ class Projector:
         self.consumed = 0
         self._stop = threading.Event()
 
+    def _lost(self) -> set[str]:
+        """Topics whose entity's views are gone (Redis flushed or restarted empty)."""
+        try:
+            return {
+                t
+                for t, (entity, _) in self.decoder.by_topic.items()
+                if not self.cache.filled(entity)
+            }
+        except RedisUnavailableError:
+            return set()  # the next batch waits for Redis; the check runs again later
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = self._lost()
+        for tp in partitions:
+            if tp.topic in lost:
+                tp.offset = OFFSET_BEGINNING
+        consumer.assign(partitions)
+        self._mark(lost)
+
+    def _refill_if_lost(self, consumer: Consumer) -> None:
+        lost = self._lost()
+        if not lost:
+            return
+        for tp in consumer.assignment():
+            if tp.topic in lost:
+                consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+        log.warning(
+            "read views of %s are gone; refilling them from offset 0", ", ".join(sorted(lost))
+        )
+        self._mark(lost)
+
+    def _mark(self, topics: set[str]) -> None:
+        for topic in topics:
+            self.cache.mark_filled(self.decoder.by_topic[topic][0])
+
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stop.set()
@@ -104,10 +140,14 @@ class Projector:
         consumer = Consumer(
             consumer_config(self.settings.kafka, group_name(self.settings.namespace, "projector"))
         )
-        consumer.subscribe(list(self.decoder.by_topic))
+        consumer.subscribe(list(self.decoder.by_topic), on_assign=self._on_assign)
         backoff = 0.2
+        next_check = time.monotonic() + MARKER_CHECK_S
         try:
             while not self._stop.is_set():
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + MARKER_CHECK_S
+                    self._refill_if_lost(consumer)
                 messages = [m for m in consumer.consume(BATCH, timeout=0.5) if m.error() is None]
                 if not messages:
                     continue
@@ -132,10 +172,14 @@ class Projector:
             consumer.close()
 
 
+def _coords(m: KafkaMessage) -> tuple[str, int]:
+    return str(m.topic()), int(m.partition() or 0)
+
+
 def _first_offsets(messages: Sequence[KafkaMessage]) -> list[TopicPartition]:
     first: dict[tuple[str, int], int] = {}
     for m in messages:
-        first.setdefault((m.topic(), m.partition()), m.offset())
+        first.setdefault(_coords(m), int(m.offset() or 0))
     return [TopicPartition(t, p, o) for (t, p), o in first.items()]
 
 
@@ -147,7 +191,7 @@ def _rewind(consumer: Consumer, messages: Sequence[KafkaMessage]) -> None:
 def _store(consumer: Consumer, messages: Sequence[KafkaMessage]) -> None:
     last: dict[tuple[str, int], int] = {}
     for m in messages:
-        last[(m.topic(), m.partition())] = m.offset()
+        last[_coords(m)] = int(m.offset() or 0)
     consumer.store_offsets(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
 
 
@@ -206,6 +250,8 @@ def rebuild_views(
         if clear:
             for entity in entities:
                 cache.clear(entity.name)
+        for entity in entities:
+            cache.mark_filled(entity.name)
         if on_progress is not None:
             on_progress(progress)
         if not assignment:
@@ -219,12 +265,12 @@ def rebuild_views(
                     raise KafkaUnavailableError("no progress reading golden topics for 60s")
                 continue
             idle_deadline = time.monotonic() + 60
-            for entity, views in decoder.group(messages).items():
-                progress.applied += cache.apply_golden(entity, views)
+            for entity_name, views in decoder.group(messages).items():
+                progress.applied += cache.apply_golden(entity_name, views)
             progress.read += len(messages)
             for m in messages:
-                key = (m.topic(), m.partition())
-                if key in ends and m.offset() + 1 >= ends[key]:
+                key = _coords(m)
+                if key in ends and int(m.offset() or 0) + 1 >= ends[key]:
                     del ends[key]
             if on_progress is not None:
                 on_progress(progress)

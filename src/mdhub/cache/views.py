@@ -115,6 +115,14 @@ class GoldenCache(Protocol):
         """Return the number of golden records of ``entity`` whose document is present."""
         ...
 
+    def filled(self, entity: str) -> bool:
+        """Whether the views of ``entity`` were filled since Redis last lost them."""
+        ...
+
+    def mark_filled(self, entity: str) -> None:
+        """Record that the views of ``entity`` are being filled from offset 0."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -345,6 +353,16 @@ class RedisGoldenCache:
         """Return the number of golden records of ``entity`` whose document is present."""
         with self._translated("counting golden records"):
             return self._client.scard(self._key(entity, _META, _LIVE))
+
+    def filled(self, entity: str) -> bool:
+        """Whether the views of ``entity`` were filled since Redis last lost them (flush, restart)."""
+        with self._translated("reading the fill marker"):
+            return bool(self._client.exists(self._key(entity, _META, "filled")))
+
+    def mark_filled(self, entity: str) -> None:
+        """Record that the views of ``entity`` are being filled from offset 0."""
+        with self._translated("writing the fill marker"):
+            self._client.set(self._key(entity, _META, "filled"), "1")
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -141,8 +141,8 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         f"sent {report.delivered} to {topic}, failed {report.failed}, undelivered {left}"
     )
     if report.failed or left:
-        for error in report.errors[:5]:
-            ctx.console.print(f"[red]{escape(error)}[/]")
+        for message in report.errors[:5]:
+            ctx.console.print(f"[red]{escape(message)}[/]")
         raise PublishError(
             f"{report.failed + left} record(s) not delivered to {settings.kafka.bootstrap_servers}; "
             "check `mdhub stack status` and publish the file again (re-sent records are harmless)"
@@ -202,7 +202,8 @@ def run_tail(args: argparse.Namespace, settings: Settings) -> int:
                     break
                 continue
             last = time.monotonic()
-            key = msg.key().decode("utf-8", "replace") if msg.key() else None
+            raw_key = msg.key()
+            key = raw_key.decode("utf-8", "replace") if raw_key else None
             out: dict[str, Any] = {
                 "topic": topic,
                 "partition": msg.partition(),

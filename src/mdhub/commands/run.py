@@ -158,15 +158,18 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
         examples: list[tuple[str, str, str, str]] = []
         if not args.no_sample:
             examples = _publish_samples(args, ctx, children)
-            _wait_for_views(ctx, cache, examples, children)
+            _wait_for_views(ctx, children)
         api = f"http://{settings.api.host}:{settings.api.port}"
         console.rule("mdhub is running")
-        console.print(f"API            {api}   (OpenAPI docs: {api}/docs)")
+        console.print(f"API            {api}   (OpenAPI docs: {api}/docs)", soft_wrap=True)
         console.print(f"Kafka          {status.bootstrap_servers}    Redis {status.redis_url}")
-        for entity, source, key, golden_id in examples[:5]:
-            console.print(
-                f"golden {entity:9} {api}/v1/{entity}/golden/{golden_id}   ({source}:{key})"
-            )
+        shown = 0
+        for entity, source, key, golden_id in examples:
+            if shown < 6 and cache.get_xref(entity, source, key) == golden_id:
+                console.print(
+                    f"{source}:{key:8} {api}/v1/{entity}/golden/{golden_id}", soft_wrap=True
+                )
+                shown += 1
         first = next(iter(ctx.model.entities))
         console.print(f"tail golden    mdhub tail --entity {first} --from-beginning")
         console.print(f"tail changes   mdhub tail --entity {first} --changes --from-beginning")
@@ -227,21 +230,32 @@ def _publish_samples(
     return list(dict.fromkeys(examples))
 
 
-def _wait_for_views(
-    ctx: Context, cache: Any, examples: list[tuple[str, str, str, str]], children: list[_Child]
-) -> None:
+def _wait_for_views(ctx: Context, children: list[_Child]) -> None:
+    """Wait until the worker has processed every source message and the projector has caught up."""
+    from mdhub.kafka.lag import group_lag
+    from mdhub.naming import group_name
+
+    ns, kafka = ctx.settings.namespace, ctx.settings.kafka
+    stages = [
+        (group_name(ns, "worker"), [topic_name(ns, e, Stage.SOURCE) for e in ctx.model.entities]),
+        (
+            group_name(ns, "projector"),
+            [topic_name(ns, e, Stage.GOLDEN) for e in ctx.model.entities],
+        ),
+    ]
     deadline = time.monotonic() + 180
     with ctx.console.status(
-        "waiting for the sample golden records to reach the read views"
+        "waiting for the worker and the projector to process the sample data"
     ) as status:
         while time.monotonic() < deadline:
             _check_alive(children)
-            missing = [e for e in examples if cache.get_xref(e[0], e[1], e[2]) is None]
-            # some samples are meant to be rejected; wait until at least the rest have landed
-            if len(missing) <= len(examples) // 4:
-                status.update("sample data projected")
+            lags = {
+                group: sum(group_lag(kafka, group, topics).values()) for group, topics in stages
+            }
+            if not any(lags.values()):
                 return
+            status.update("waiting: " + ", ".join(f"{g} lag {n}" for g, n in lags.items()))
             time.sleep(0.5)
     ctx.console.print(
-        "[yellow]the sample data has not fully reached the views yet; see the worker log[/]"
+        "[yellow]the sample data has not been fully processed yet; see the worker log[/]"
     )

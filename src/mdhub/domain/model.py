@@ -198,20 +198,20 @@ def _parse_attribute(
     if data is None:
         return None
     problems.unknown_keys(path, data, _ATTR_KEYS)
+    # a bad type or rule does not stop the checks: every problem of the attribute is reported
+    attr_type: AttrType | None
     try:
         attr_type = AttrType(data.get("type", "string"))
     except ValueError:
         problems.add(
             f"{path}.type", f"{data.get('type')!r} is not a type; accepted: {_choices(AttrType)}"
         )
-        return None
+        attr_type = None
     rule_value = data.get("survivorship", rules.get(name))
     rule = (
         default_rule if rule_value is None else _rule(problems, f"{path}.survivorship", rule_value)
     )
-    if rule is None:
-        return None
-    if rule is Rule.UNION and attr_type is not AttrType.STRING_LIST:
+    if rule is Rule.UNION and attr_type not in (None, AttrType.STRING_LIST):
         problems.add(f"{path}.survivorship", "rule 'union' needs type string_list")
     if attr_type is AttrType.STRING_LIST and rule is not Rule.UNION and rule_value is None:
         rule = Rule.UNION
@@ -231,18 +231,24 @@ def _parse_attribute(
     if not isinstance(required, bool):
         problems.add(f"{path}.required", f"must be true or false, got {required!r}")
         required = False
+    min_length = _optional_int(problems, f"{path}.min_length", data.get("min_length"))
+    max_length = _optional_int(problems, f"{path}.max_length", data.get("max_length"))
+    minimum = _optional_number(problems, f"{path}.minimum", data.get("minimum"))
+    maximum = _optional_number(problems, f"{path}.maximum", data.get("maximum"))
+    if attr_type is None or rule is None:
+        return None
     return AttributeSpec(
         name=name,
         type=attr_type,
         survivorship=rule,
         required=required,
         description=str(data.get("description", "")),
-        min_length=_optional_int(problems, f"{path}.min_length", data.get("min_length")),
-        max_length=_optional_int(problems, f"{path}.max_length", data.get("max_length")),
+        min_length=min_length,
+        max_length=max_length,
         pattern=pattern,
         enum=tuple(enum) if enum is not None else None,
-        minimum=_optional_number(problems, f"{path}.minimum", data.get("minimum")),
-        maximum=_optional_number(problems, f"{path}.maximum", data.get("maximum")),
+        minimum=minimum,
+        maximum=maximum,
     )
 
 
@@ -325,7 +331,12 @@ def parse_model(data: Any, origin: str = "<model>") -> HubModel:
         raise ModelError("\n".join(problems.items))
     problems.unknown_keys("(top level)", top, ("model_version", "entities"))
     version = top.get("model_version")
-    if version not in SUPPORTED_MODEL_VERSIONS:
+    # 1.0 == 1 and True == 1 in Python: only a real integer names a model version
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or version not in SUPPORTED_MODEL_VERSIONS
+    ):
         problems.add(
             "model_version",
             f"{version!r} is not supported; accepted: {', '.join(map(str, SUPPORTED_MODEL_VERSIONS))}",
@@ -346,4 +357,5 @@ def parse_model(data: Any, origin: str = "<model>") -> HubModel:
             f"the entity model is invalid ({len(problems.items)} problem(s)):\n"
             + "\n".join(problems.items)
         )
-    return HubModel(version=int(version), entities=entities, origin=origin)
+    assert isinstance(version, int)
+    return HubModel(version=version, entities=entities, origin=origin)

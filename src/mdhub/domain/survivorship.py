@@ -58,6 +58,21 @@ def _comparable(value: Value) -> tuple[int, Any]:
     return (4, str(value))
 
 
+def _ranking(spec: AttributeSpec) -> Callable[[Value], tuple[int, Any]]:
+    # An enum is declared in order (bronze, silver, gold, platinum): min and max follow that order,
+    # not the alphabet, which would rank silver above gold.
+    if spec.enum is None:
+        return _comparable
+    order = {member: index for index, member in enumerate(spec.enum)}
+
+    def rank(value: Value) -> tuple[int, Any]:
+        if isinstance(value, str) and value in order:
+            return (5, order[value])
+        return _comparable(value)
+
+    return rank
+
+
 def _length(value: Value) -> int:
     return len(value) if isinstance(value, str | tuple) else len(str(value))
 
@@ -78,9 +93,11 @@ def _choose(
         record, value = max(candidates, key=lambda c: (_length(c[1]), by_priority(c)))
     elif rule is Rule.MIN:
         # the smallest value; among sources holding it, the most trusted is named in the lineage
-        record, value = max(candidates, key=lambda c: (_negate(_comparable(c[1])), by_priority(c)))
+        rank = _ranking(spec)
+        record, value = max(candidates, key=lambda c: (_negate(rank(c[1])), by_priority(c)))
     elif rule is Rule.MAX:
-        record, value = max(candidates, key=lambda c: (_comparable(c[1]), by_priority(c)))
+        rank = _ranking(spec)
+        record, value = max(candidates, key=lambda c: (rank(c[1]), by_priority(c)))
     elif rule is Rule.UNION:
         merged: set[str] = set()
         for _, value in candidates:

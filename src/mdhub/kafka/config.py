@@ -15,6 +15,9 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
         "security.protocol": kafka.security_protocol,
         # librdkafka may try ::1 for "localhost"; the stack advertises 127.0.0.1
         "broker.address.family": "v4",
+        # warnings such as "coordinator load in progress: retrying" are retried by the client
+        # itself; show errors only (override with MDHUB_KAFKA__EXTRA='{"log_level": "6"}')
+        "log_level": 3,
     }
     if kafka.sasl_mechanism:
         conf["sasl.mechanism"] = kafka.sasl_mechanism

@@ -34,6 +34,13 @@ def _canonical(path: Path) -> str:
     return str(fastavro.schema.to_parsing_canonical_form(fastavro.schema.load_schema(str(path))))
 
 
+def _standalone(parsed: dict[str, Any]) -> dict[str, Any]:
+    # A loaded schema defines each named type once and refers to it by name afterwards, so it is
+    # self-contained; expand_schema would inline a type used twice (Attributes in before/after),
+    # which no Avro parser accepts ("redefined named type").
+    return {key: value for key, value in parsed.items() if not key.startswith("__")}
+
+
 def generate_schemas(model: HubModel, schemas_dir: Path) -> list[SchemaChange]:
     """Write the schema files the model implies; archive every superseded writer schema.
 
@@ -49,26 +56,31 @@ def generate_schemas(model: HubModel, schemas_dir: Path) -> list[SchemaChange]:
         path = schemas_dir / f"{name}.avsc"
         if path.exists():
             old_expanded[name] = fastavro.schema.load_schema(str(path))
+    rewritten: dict[str, bool] = {}
     for name, schema in expected.items():
         path = schemas_dir / f"{name}.avsc"
         text = _dump(schema)
         if not path.exists():
             path.write_text(text, encoding="utf-8")
+            continue
+        rewritten[name] = path.read_text(encoding="utf-8") != text
+        if rewritten[name]:
+            path.write_text(text, encoding="utf-8")
+    # Compare expanded writers only once every file is written: a type whose own file is unchanged
+    # (CandidateChange) still gets a new writer schema when a type it references (Attributes) does.
+    for name in expected:
+        path = schemas_dir / f"{name}.avsc"
+        if name not in old_expanded:
             changes.append(SchemaChange(name, "created"))
             continue
-        if path.read_text(encoding="utf-8") == text:
-            changes.append(SchemaChange(name, "unchanged"))
-            continue
         old = old_expanded[name]
-        path.write_text(text, encoding="utf-8")
         if _canonical(path) == fastavro.schema.to_parsing_canonical_form(old):
-            changes.append(SchemaChange(name, "updated"))  # docs only: same writer schema
+            # unchanged, or docs only: same writer schema
+            changes.append(SchemaChange(name, "updated" if rewritten[name] else "unchanged"))
             continue
         history.mkdir(parents=True, exist_ok=True)
         archived = history / f"{name}@{fingerprint_of(old).hex()}.avsc"
-        archived.write_text(
-            json.dumps(fastavro.schema.expand_schema(old), indent=2) + "\n", encoding="utf-8"
-        )
+        archived.write_text(json.dumps(_standalone(old), indent=2) + "\n", encoding="utf-8")
         changes.append(SchemaChange(name, "updated", archived))
     return changes
 

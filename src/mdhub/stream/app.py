@@ -37,7 +37,7 @@ DELIVERY_TIMEOUT_S = 300.0
 EXIT_OUTPUT_FAILED = 70
 
 
-def _message(event: EventT) -> Message:
+def _message(event: EventT[Any]) -> Message:
     msg = event.message
     timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
     return Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
@@ -57,13 +57,15 @@ class _EntityAgent:
         self.counts: dict[str, int] = {o.value: 0 for o in Outcome}
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
-        async for events in stream.take_events(self.batch_size, within=self.window):
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            self.batch_size, within=self.window
+        ):
             await self._batch(stream, events)
             yield None
 
-    async def _batch(self, stream: StreamT[Any], events: list[EventT]) -> None:
+    async def _batch(self, stream: StreamT[Any], events: list[EventT[Any]]) -> None:
         overlay: dict[bytes, bytes | None] = {}
-        pending: list[tuple[EventT, bytes, bytes | None]] = []
+        pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
 
         def load(key: bytes) -> bytes | None:
             if key in overlay:

@@ -1,0 +1,215 @@
+"""The hub end to end: publish to the source topic, wait for the last golden version in Redis.
+
+Completion is read from the projector's claim-order counter (``<ns>:customer:meta:claimseq``): the
+version-guarded Lua script in :mod:`mdhub.cache.views` increments it exactly once per golden version
+it applies (refused replays and duplicates do not), so the counter reaching its start value plus
+the number of versions the dataset must produce means every version of every key is in Redis. One
+GET every 50 ms costs Redis nothing. Afterwards, untimed, every key's stored version, the topics'
+message counts and both consumer groups' committed lag are checked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+from confluent_kafka import Producer
+
+from mdhub.kafka.config import producer_config
+from mdhub.naming import Stage, group_name, redis_key, topic_name
+from mdhub.settings import Settings
+
+from baseline import produce_all
+from dataset import ENTITY, Dataset
+from environment import HubProcess
+from topics import message_count, wait_for_lag_zero
+
+__all__ = ["HubResult", "Verification", "run_hub", "verify", "wait_until_projected"]
+
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class HubResult:
+    """What the end-to-end run measured.
+
+    Attributes:
+        records: changes published.
+        publish_s: from the first publish until Kafka acknowledged the last one.
+        total_s: from the first publish until the last golden version was in Redis.
+    """
+
+    records: int
+    publish_s: float
+    total_s: float
+
+    @property
+    def rate(self) -> float:
+        """Changes per second, end to end."""
+        return self.records / self.total_s
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The untimed checks after a run.
+
+    Attributes:
+        keys: golden records checked.
+        wrong_versions: of those, how many are missing or not at their final version.
+        golden_messages: messages on the golden topic (expected: one per version).
+        changes_messages: messages on the changes topic (expected: one per version).
+        rejected_messages: messages on the rejected topic (expected: none).
+        expected_versions: versions the published changes must have produced.
+        worker_lag: source messages the worker group has not committed.
+        projector_lag: golden messages the projector group has not committed.
+    """
+
+    keys: int
+    wrong_versions: int
+    golden_messages: int
+    changes_messages: int
+    rejected_messages: int
+    expected_versions: int
+    worker_lag: int
+    projector_lag: int
+
+    @property
+    def ok(self) -> bool:
+        """Everything processed exactly as expected (duplicates would show as extra messages)."""
+        return (
+            self.wrong_versions == 0
+            and self.rejected_messages == 0
+            and self.worker_lag == 0
+            and self.projector_lag == 0
+            and self.golden_messages >= self.expected_versions
+            and self.changes_messages >= self.expected_versions
+        )
+
+
+def claimseq_key(settings: Settings) -> str:
+    """The Redis counter incremented once per golden version applied."""
+    return redis_key(settings.namespace, ENTITY, "meta", "claimseq")
+
+
+def read_claimseq(client: redis.Redis, settings: Settings) -> int:
+    """The counter's value (0 before the first view)."""
+    raw = client.get(claimseq_key(settings))
+    return int(raw) if raw is not None else 0
+
+
+def golden_versions(
+    client: redis.Redis, settings: Settings, golden_ids: Sequence[str]
+) -> list[int | None]:
+    """The stored version of each golden record (``None`` when absent), pipelined."""
+    out: list[int | None] = []
+    for start in range(0, len(golden_ids), 2000):
+        pipe = client.pipeline(transaction=False)
+        for gid in golden_ids[start : start + 2000]:
+            pipe.hget(redis_key(settings.namespace, ENTITY, "golden", gid), "version")
+        out.extend(None if raw is None else int(raw) for raw in pipe.execute())
+    return out
+
+
+def wait_until_projected(
+    client: redis.Redis,
+    settings: Settings,
+    target: int,
+    processes: Sequence[HubProcess],
+    stall_timeout_s: float,
+    on_progress: Callable[[int], None] | None = None,
+    start: int = 0,
+) -> float:
+    """Poll the claim counter until it reaches ``target``; return ``perf_counter()`` then.
+
+    Raises:
+        RuntimeError: a hub process died, or the counter did not move for ``stall_timeout_s``.
+    """
+    last, last_change = -1, time.monotonic()
+    while True:
+        value = read_claimseq(client, settings)
+        now = time.perf_counter()
+        if value >= target:
+            return now
+        if value != last:
+            last, last_change = value, time.monotonic()
+            if on_progress is not None:
+                on_progress(value - start)
+        elif time.monotonic() - last_change > stall_timeout_s:
+            raise RuntimeError(
+                f"no golden version projected for {stall_timeout_s:.0f}s "
+                f"({value - start} of {target - start} done)"
+            )
+        for proc in processes:
+            proc.check_alive()
+        time.sleep(POLL_S)
+
+
+def run_hub(
+    settings: Settings,
+    client: redis.Redis,
+    dataset: Dataset,
+    processes: Sequence[HubProcess],
+    stall_timeout_s: float,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> HubResult:
+    """Publish the dataset to the source topic and time until every golden version is projected.
+
+    The worker and projector must be running and warmed up.
+    """
+    source = topic_name(settings.namespace, ENTITY, Stage.SOURCE)
+    base = read_claimseq(client, settings)
+    target = base + dataset.expected_versions
+    producer = Producer(producer_config(settings.kafka))
+    started = time.perf_counter()
+    produce_all(
+        producer,
+        source,
+        dataset.messages,
+        (lambda n: on_progress("publish", n)) if on_progress is not None else None,
+    )
+    if producer.flush(120):
+        raise RuntimeError("the source records were not acknowledged within 120s")
+    published = time.perf_counter()
+    if on_progress is not None:
+        on_progress("publish", len(dataset.messages))
+    done = wait_until_projected(
+        client,
+        settings,
+        target,
+        processes,
+        stall_timeout_s,
+        (lambda n: on_progress("projected", n)) if on_progress is not None else None,
+        start=base,
+    )
+    return HubResult(len(dataset.messages), published - started, done - started)
+
+
+def verify(
+    settings: Settings, client: redis.Redis, datasets: Sequence[Dataset], lag_timeout_s: float = 30
+) -> Verification:
+    """Check every key's final version, the topics' counts and the groups' committed lag."""
+    finals: dict[str, int] = {}
+    for data in datasets:
+        finals.update(data.final_versions)
+    ids = list(finals)
+    stored = golden_versions(client, settings, ids)
+    wrong = sum(1 for gid, version in zip(ids, stored, strict=True) if version != finals[gid])
+    ns, kafka = settings.namespace, settings.kafka
+    worker_lag = wait_for_lag_zero(
+        kafka, group_name(ns, "worker"), topic_name(ns, ENTITY, Stage.SOURCE), lag_timeout_s
+    )
+    projector_lag = wait_for_lag_zero(
+        kafka, group_name(ns, "projector"), topic_name(ns, ENTITY, Stage.GOLDEN), lag_timeout_s
+    )
+    return Verification(
+        keys=len(ids),
+        wrong_versions=wrong,
+        golden_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.GOLDEN)),
+        changes_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.CHANGES)),
+        rejected_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.REJECTED)),
+        expected_versions=sum(d.expected_versions for d in datasets),
+        worker_lag=worker_lag,
+        projector_lag=projector_lag,
+    )

@@ -1,0 +1,75 @@
+"""Describe the machine and software a benchmark ran on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import redis
+
+__all__ = ["describe_machine", "load_average", "utc_now_text"]
+
+
+def utc_now_text() -> str:
+    """The current time as ``date -u`` prints it."""
+    return dt.datetime.now(dt.UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages."""
+    return os.getloadavg()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe_machine(client: redis.Redis, kafka_version: str) -> dict[str, Any]:
+    """CPU, memory and the versions that matter to the figures."""
+    try:
+        redis_server = str(client.info("server").get("redis_version", "unknown"))
+    except redis.RedisError:
+        redis_server = "unknown"
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kafka": kafka_version,
+        "redis_server": redis_server,
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "faust_streaming": _version("faust-streaming"),
+        "aiokafka": _version("aiokafka"),
+        "fastavro": _version("fastavro"),
+        "redis_py": _version("redis"),
+    }

@@ -1,0 +1,215 @@
+"""Show the figures, and keep them: ``benchmarks/out/last.json`` and ``benchmarks/RESULTS.md``.
+
+RESULTS.md holds a "Latest run" section, replaced by every run, and a history table that gets one
+row per run. Only measured values are written; a figure that was not measured shows as "-".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_table", "scan_logs", "update_results_md", "write_json"]
+
+_BEGIN = "<!-- bench:latest:begin -->"
+_END = "<!-- bench:latest:end -->"
+_HISTORY = "## History"
+_HEADER = f"""# Benchmark results
+
+Written by `python benchmarks/run.py` (`make bench`); see `python benchmarks/run.py --help` for
+what each figure measures. Every figure here was measured by that script on the machine named
+with it; nothing is edited by hand. The raw figures of the last run are in
+`benchmarks/out/last.json` (not committed).
+
+- **B0**: a bare confluent-kafka loop in one Python thread: consume, fastavro decode, fastavro
+  encode, produce (idempotent, `acks=all`). No domain logic, state or Redis: the ceiling.
+- **Hub end to end**: one `mdhub worker` and one `mdhub project` process; from the first publish of
+  the dataset to the moment the last golden version of every key is in Redis.
+- **Latency**: new keys published at a fixed rate; time from each publish to its golden version
+  being readable in Redis.
+
+## Latest run
+
+{_BEGIN}
+{_END}
+
+{_HISTORY}
+
+| date (UTC) | machine | changes | B0 rec/s | hub rec/s | hub/B0 | latency rate | p50 ms | p95 ms | p99 ms | max ms | checks |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+"""  # noqa: E501
+
+_PROBLEM = re.compile(r"\b(ERROR|CRITICAL|Traceback|WARNING|Exception)\b")
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    node: Any = results
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def scan_logs(paths: list[Path], limit: int = 12) -> dict[str, Any]:
+    """Count warning/error lines of the hub's logs and keep the first distinct ones."""
+    found: dict[str, Any] = {}
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        hits = [line.strip() for line in lines if _PROBLEM.search(line)]
+        distinct = list(dict.fromkeys(hits))
+        found[path.name] = {"lines": len(hits), "first": distinct[:limit]}
+    return found
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    """Write the results as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    b0 = results.get("b0")
+    if b0:
+        rows.append(("B0 publish of the input (acks=all)", f"{_num(b0['publish_rate'])} rec/s"))
+        rows.append(
+            (
+                "B0 consume -> decode -> encode -> produce",
+                f"{_num(b0['rate'])} rec/s ({_num(b0['loop_s'], 1)} s)",
+            )
+        )
+    hub = results.get("hub")
+    if hub:
+        rows.append(
+            (
+                "Hub end to end (publish -> last golden version in Redis)",
+                f"{_num(hub['rate'])} rec/s ({_num(hub['total_s'], 1)} s)",
+            )
+        )
+        rows.append(("  of which publishing (acks=all)", f"{_num(hub['publish_s'], 1)} s"))
+        if hub.get("ratio_to_b0") is not None:
+            rows.append(("Hub / B0", _num(hub["ratio_to_b0"], 3)))
+    lat = results.get("latency")
+    if lat:
+        rows.append(
+            (
+                f"Latency at {_num(lat['target_rate'])}/s (achieved {_num(lat['achieved_rate'])}/s)",
+                f"p50 {_num(lat['p50_ms'], 1)} / p95 {_num(lat['p95_ms'], 1)} / "
+                f"p99 {_num(lat['p99_ms'], 1)} / max {_num(lat['max_ms'], 1)} ms "
+                f"({lat['seen']:,} of {lat['sent']:,} seen)",
+            )
+        )
+    return rows
+
+
+def print_table(console: Console, results: dict[str, Any]) -> None:
+    """Print the figures as a table, then the checks."""
+    table = Table(title=f"mdhub benchmark, {results['date']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in _rows(results):
+        table.add_row(name, value)
+    console.print(table)
+    console.print(_checks_text(results))
+
+
+def _checks_text(results: dict[str, Any]) -> str:
+    check = _get(results, "hub", "verification")
+    if not check:
+        return "checks: hub not run"
+    return (
+        f"checks: {'OK' if check['ok'] else 'FAILED'}: {check['keys']:,} keys, "
+        f"{check['wrong_versions']:,} not at their final version; golden topic "
+        f"{check['golden_messages']:,} messages, changes topic {check['changes_messages']:,} "
+        f"(expected {check['expected_versions']:,} each); rejected {check['rejected_messages']:,}; "
+        f"committed lag: worker {check['worker_lag']:,}, projector {check['projector_lag']:,}"
+    )
+
+
+def _machine_text(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    return (
+        f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; "
+        f"Python {m['python']}; Kafka {m['kafka']}; Redis {m['redis_server']}; "
+        f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}); "
+        f"faust-streaming {m['faust_streaming']} (aiokafka {m['aiokafka']}); "
+        f"fastavro {m['fastavro']}; redis-py {m['redis_py']}"
+    )
+
+
+def _latest_section(results: dict[str, Any]) -> str:
+    p = results["parameters"]
+    load = results["load_average"]
+    lines = [
+        f"- Date: {results['date']}; the benchmark took {_num(results['duration_s'])} s",
+        f"- Machine: {_machine_text(results)}",
+        f"- Load average (1/5/15 min) at start {load['start']}, at end {load['end']}",
+        f"- Command: `{results['command']}`",
+        f"- Parameters: {p['records']:,} candidate changes of customers ({p['keys']:,} keys, "
+        f"{p['updates']:,} updates of existing keys), mean {_num(p['attribute_bytes'])} B of "
+        f"attributes and {_num(p['value_bytes'])} B per message, seed {p['seed']}, "
+        f"{p['partitions']} partitions per topic; stack: {p['stack']}; latency phase "
+        f"{_num(p['latency_rate'])} new keys/s for {_num(p['latency_seconds'])} s; "
+        f"MDHUB_* overrides: {p['mdhub_overrides'] or 'none'}",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        *(f"| {name} | {value} |" for name, value in _rows(results)),
+        "",
+        f"{_checks_text(results).replace('checks: ', 'Checks: ', 1)}.",
+    ]
+    problems = results.get("log_problems") or {}
+    noted = {name: info for name, info in problems.items() if info["lines"]}
+    if noted:
+        lines += ["", "Warnings and errors in the hub's logs:", ""]
+        for name, info in noted.items():
+            lines.append(f"- `{name}`: {info['lines']} line(s), e.g.")
+            lines.extend(f"  - `{line[:240]}`" for line in info["first"][:5])
+    else:
+        lines += ["", "No warning or error in the worker's and projector's logs."]
+    for note in results.get("notes", []):
+        lines.append(f"\nNote: {note}")
+    return "\n".join(lines)
+
+
+def _history_row(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    check = _get(results, "hub", "verification")
+    return (
+        f"| {results['date']} | {m['nproc']} CPU {m['cpu_model']} | "
+        f"{results['parameters']['records']:,} | {_num(_get(results, 'b0', 'rate'))} | "
+        f"{_num(_get(results, 'hub', 'rate'))} | {_num(_get(results, 'hub', 'ratio_to_b0'), 3)} | "
+        f"{_num(_get(results, 'latency', 'target_rate'))} | "
+        f"{_num(_get(results, 'latency', 'p50_ms'), 1)} | "
+        f"{_num(_get(results, 'latency', 'p95_ms'), 1)} | "
+        f"{_num(_get(results, 'latency', 'p99_ms'), 1)} | "
+        f"{_num(_get(results, 'latency', 'max_ms'), 1)} | "
+        f"{'-' if not check else ('ok' if check['ok'] else 'FAILED')} |"
+    )
+
+
+def update_results_md(path: Path, results: dict[str, Any]) -> None:
+    """Replace the "Latest run" section and add a history row (creating the file if needed)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else _HEADER
+    if _BEGIN not in text or _END not in text or _HISTORY not in text:
+        # Not ours (or broken by hand): keep what it says above the history table.
+        text = _HEADER.replace(_HISTORY, f"## Earlier notes\n\n{text.strip()}\n\n{_HISTORY}", 1)
+    head, rest = text.split(_BEGIN, 1)
+    _, tail = rest.split(_END, 1)
+    text = f"{head}{_BEGIN}\n{_latest_section(results)}\n{_END}{tail}"
+    path.write_text(text.rstrip("\n") + "\n" + _history_row(results) + "\n", encoding="utf-8")
