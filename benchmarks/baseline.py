@@ -120,9 +120,10 @@ def run_baseline(
             if first is None:
                 first = time.perf_counter()
             for msg in batch:
-                if msg.error() is not None:
+                raw = msg.value()
+                if msg.error() is not None or raw is None:
                     continue
-                value = encode(decode(msg.value()))
+                value = encode(decode(raw))
                 while True:
                     try:
                         produce(sink, value, msg.key())

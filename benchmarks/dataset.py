@@ -15,6 +15,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from mdhub.domain.identity import golden_id_for
 from mdhub.domain.model import EntityModel
@@ -106,6 +107,18 @@ class Dataset:
         return sum(self.final_versions.values())
 
 
+@dataclass(slots=True)
+class _SourceState:
+    """What the generator remembers of a source record, to update it later."""
+
+    source: str
+    key: str
+    golden_id: str
+    attributes: dict[str, Value]
+    version: int
+    revision: int = 1
+
+
 def _ascii(text: str) -> str:
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return "".join(ch for ch in plain.lower() if ch.isalnum())
@@ -160,7 +173,9 @@ def _updated_attributes(
         "phone": lambda: _phone(country, rng),
         "street": lambda: _street(rng),
         "loyalty_tier": lambda: rng.choice(TIERS),
-        "lifetime_value": lambda: round(float(out["lifetime_value"]) + rng.uniform(5, 500), 2),
+        "lifetime_value": lambda: round(
+            cast(float, out["lifetime_value"]) + rng.uniform(5, 500), 2
+        ),
         "tags": lambda: _tags(rng),
     }
     for name in rng.sample(sorted(changes), rng.randint(0, 3)):
@@ -198,32 +213,28 @@ def generate(
         raise ValueError(f"update_fraction must be in [0, 1), got {update_fraction}")
     rng = random.Random(seed)
     data = Dataset()
-    # Source record -> [source, key, attributes, source_version, revision, golden_id]
-    known: list[list[object]] = []
+    known: list[_SourceState] = []
     sources, weights = list(SOURCE_WEIGHTS), list(SOURCE_WEIGHTS.values())
     counters = dict.fromkeys(sources, 0)
     attr_total = value_total = 0
     for index in range(records):
         if known and rng.random() < update_fraction:
             state = rng.choice(known)
-            source, key = str(state[0]), str(state[1])
-            state[4] = revision = int(str(state[4])) + 1
-            state[2] = attributes = _updated_attributes(
-                state[2],  # type: ignore[arg-type]
-                revision,
-                rng,
-            )
-            state[3] = version = int(str(state[3])) + rng.randint(1, 5)
-            golden_id = str(state[5])
+            state.revision += 1
+            state.attributes = _updated_attributes(state.attributes, state.revision, rng)
+            state.version += rng.randint(1, 5)
             data.updates += 1
         else:
             source = rng.choices(sources, weights)[0]
             counters[source] += 1
             key = f"{key_prefix}{KEY_LETTER[source]}{counters[source]:08d}"
             attributes = _new_attributes(rng)
-            version = rng.randint(1, 1000)
-            golden_id = golden_id_for(ENTITY, source, key)
-            known.append([source, key, attributes, version, 1, golden_id])
+            state = _SourceState(
+                source, key, golden_id_for(ENTITY, source, key), attributes, rng.randint(1, 1000)
+            )
+            known.append(state)
+        source, key, golden_id = state.source, state.key, state.golden_id
+        attributes, version = state.attributes, state.version
         change = CandidateChange(
             change_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             entity=ENTITY,

@@ -18,7 +18,14 @@ from typing import IO
 from mdhub.settings import KafkaSettings, RedisSettings, Settings, StackSettings, WorkerSettings
 from mdhub.stack import stack_down, stack_status, stack_up
 
-__all__ = ["HubProcess", "LocalStack", "hub_env", "hub_settings", "passthrough_settings"]
+__all__ = [
+    "HubProcess",
+    "LocalStack",
+    "cpu_seconds",
+    "hub_env",
+    "hub_settings",
+    "passthrough_settings",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,6 +45,19 @@ _OWN = (
 def passthrough_settings() -> dict[str, str]:
     """The caller's ``MDHUB_*`` variables that reach the hub's processes unchanged."""
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith("MDHUB_") and k not in _OWN}
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, all threads) a live process has used, from ``/proc``."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class LocalStack:
@@ -79,10 +99,10 @@ class LocalStack:
             stack_down(self.settings, self.report)
             self.started = False
 
-    @property
-    def kafka_log(self) -> Path:
-        """The broker's log file."""
-        return self.settings.state_dir / "kafka" / "logs" / "server.log"
+    def pids(self) -> dict[str, int | None]:
+        """The server processes (for CPU accounting)."""
+        status = stack_status(self.settings)
+        return {"kafka": status.kafka.pid, "redis": status.redis.pid}
 
 
 def hub_settings(

@@ -24,9 +24,17 @@ from mdhub.settings import Settings
 from baseline import produce_all
 from dataset import ENTITY, Dataset
 from environment import HubProcess
-from topics import message_count, wait_for_lag_zero
+from topics import committed_lag, message_count, wait_for_lag_zero
 
-__all__ = ["HubResult", "Verification", "run_hub", "verify", "wait_until_projected"]
+__all__ = [
+    "HubResult",
+    "Projection",
+    "Verification",
+    "groups_caught_up",
+    "run_hub",
+    "verify",
+    "wait_until_projected",
+]
 
 POLL_S = 0.05
 
@@ -39,11 +47,20 @@ class HubResult:
         records: changes published.
         publish_s: from the first publish until Kafka acknowledged the last one.
         total_s: from the first publish until the last golden version was in Redis.
+        expected_versions: golden versions the changes must produce.
+        projected_versions: golden versions that reached Redis.
     """
 
     records: int
     publish_s: float
     total_s: float
+    expected_versions: int
+    projected_versions: int
+
+    @property
+    def complete(self) -> bool:
+        """Every expected golden version reached Redis."""
+        return self.projected_versions >= self.expected_versions
 
     @property
     def rate(self) -> float:
@@ -112,6 +129,22 @@ def golden_versions(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """How waiting for the golden versions ended.
+
+    Attributes:
+        done_at: ``perf_counter()`` when the last version was seen in Redis.
+        projected: versions projected since the wait began.
+        complete: every expected version arrived; otherwise the hub settled without the rest
+            (both consumer groups had committed everything and nothing moved for a while).
+    """
+
+    done_at: float
+    projected: int
+    complete: bool
+
+
 def wait_until_projected(
     client: redis.Redis,
     settings: Settings,
@@ -119,31 +152,53 @@ def wait_until_projected(
     processes: Sequence[HubProcess],
     stall_timeout_s: float,
     on_progress: Callable[[int], None] | None = None,
+    *,
     start: int = 0,
-) -> float:
-    """Poll the claim counter until it reaches ``target``; return ``perf_counter()`` then.
+    settled: Callable[[], bool] | None = None,
+    quiet_s: float = 10.0,
+) -> Projection:
+    """Poll the claim counter until it reaches ``target``.
+
+    With ``settled``, a counter that stopped short for ``quiet_s`` while ``settled()`` is true ends
+    the wait as incomplete, dated at the last version seen: the hub will never produce the rest.
 
     Raises:
         RuntimeError: a hub process died, or the counter did not move for ``stall_timeout_s``.
     """
-    last, last_change = -1, time.monotonic()
+    last, last_change, last_settle_check = -1, time.perf_counter(), 0.0
     while True:
         value = read_claimseq(client, settings)
         now = time.perf_counter()
         if value >= target:
-            return now
+            return Projection(now, value - start, True)
         if value != last:
-            last, last_change = value, time.monotonic()
+            last, last_change = value, now
             if on_progress is not None:
                 on_progress(value - start)
-        elif time.monotonic() - last_change > stall_timeout_s:
-            raise RuntimeError(
-                f"no golden version projected for {stall_timeout_s:.0f}s "
-                f"({value - start} of {target - start} done)"
-            )
+        else:
+            quiet = now - last_change
+            if settled is not None and quiet >= quiet_s and now - last_settle_check >= 2:
+                last_settle_check = now
+                if settled():
+                    return Projection(last_change, value - start, False)
+            if quiet > stall_timeout_s:
+                raise RuntimeError(
+                    f"no golden version projected for {stall_timeout_s:.0f}s "
+                    f"({value - start} of {target - start} done)"
+                )
         for proc in processes:
             proc.check_alive()
         time.sleep(POLL_S)
+
+
+def groups_caught_up(settings: Settings) -> bool:
+    """Whether the worker and the projector have committed every message of their inputs."""
+    ns, kafka = settings.namespace, settings.kafka
+    return (
+        committed_lag(kafka, group_name(ns, "worker"), topic_name(ns, ENTITY, Stage.SOURCE)) == 0
+        and committed_lag(kafka, group_name(ns, "projector"), topic_name(ns, ENTITY, Stage.GOLDEN))
+        == 0
+    )
 
 
 def run_hub(
@@ -156,7 +211,9 @@ def run_hub(
 ) -> HubResult:
     """Publish the dataset to the source topic and time until every golden version is projected.
 
-    The worker and projector must be running and warmed up.
+    The worker and projector must be running and warmed up. Should the hub settle with versions
+    missing (records it consumed but never turned into golden versions), the time runs to the last
+    version that did arrive and the result says how many are missing.
     """
     source = topic_name(settings.namespace, ENTITY, Stage.SOURCE)
     base = read_claimseq(client, settings)
@@ -174,7 +231,7 @@ def run_hub(
     published = time.perf_counter()
     if on_progress is not None:
         on_progress("publish", len(dataset.messages))
-    done = wait_until_projected(
+    end = wait_until_projected(
         client,
         settings,
         target,
@@ -182,8 +239,15 @@ def run_hub(
         stall_timeout_s,
         (lambda n: on_progress("projected", n)) if on_progress is not None else None,
         start=base,
+        settled=lambda: groups_caught_up(settings),
     )
-    return HubResult(len(dataset.messages), published - started, done - started)
+    return HubResult(
+        records=len(dataset.messages),
+        publish_s=published - started,
+        total_s=end.done_at - started,
+        expected_versions=dataset.expected_versions,
+        projected_versions=end.projected,
+    )
 
 
 def verify(

@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from mdhub.kafka.config import producer_config
+from mdhub.kafka.config import consumer_config, producer_config
 from mdhub.naming import Stage, redis_key, topic_name
-from mdhub.settings import Settings
+from mdhub.settings import KafkaSettings, Settings
 
 from dataset import ENTITY, Dataset
 from environment import HubProcess
+from topics import end_offsets
 
 __all__ = ["LatencyResult", "percentile", "run_latency"]
 
@@ -31,7 +32,12 @@ _EVENTS = "notify-keyspace-events"
 
 @dataclass(frozen=True, slots=True)
 class LatencyResult:
-    """Publish-to-Redis latencies of new keys at a fixed rate (milliseconds)."""
+    """Publish-to-Redis latencies of new keys at a fixed rate (milliseconds).
+
+    ``worker_*`` split each latency at the golden record's Kafka timestamp (set when the worker
+    produced it): publish -> golden produced by the worker, and golden produced -> readable in
+    Redis (the worker's delivery wait, then the projector). Those use wall clocks at ms resolution.
+    """
 
     target_rate: float
     sent: int
@@ -42,6 +48,10 @@ class LatencyResult:
     p99_ms: float
     max_ms: float
     mean_ms: float
+    worker_p50_ms: float
+    worker_p95_ms: float
+    projector_p50_ms: float
+    projector_p95_ms: float
 
     @property
     def achieved_rate(self) -> float:
@@ -61,10 +71,11 @@ class _Watcher(threading.Thread):
 
     def __init__(self, client: redis.Redis, pattern: str, index: dict[bytes, int]) -> None:
         super().__init__(name="latency-watcher", daemon=True)
-        self.pubsub = client.pubsub()
+        self.pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         self.pattern = pattern
         self.index = index
         self.seen: list[float | None] = [None] * len(index)
+        self.seen_wall: list[float | None] = [None] * len(index)
         self.count = 0
         self.stop = threading.Event()
 
@@ -79,15 +90,15 @@ class _Watcher(threading.Thread):
         raise RuntimeError("Redis did not confirm the keyspace subscription")
 
     def run(self) -> None:
-        get, index, seen = self.pubsub.get_message, self.index, self.seen
+        get, index, seen, seen_wall = self.pubsub.get_message, self.index, self.seen, self.seen_wall
         while not self.stop.is_set():
             msg = get(timeout=0.2)
             if msg is None or msg["type"] != "pmessage" or msg["data"] != b"hset":
                 continue
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             position = index.get(msg["channel"])
             if position is not None and seen[position] is None:
-                seen[position] = now
+                seen[position], seen_wall[position] = now, wall
                 self.count += 1
 
     def close(self) -> None:
@@ -103,7 +114,10 @@ def run_latency(
     rate: float,
     processes: list[HubProcess],
     on_progress: Callable[[str, int], None] | None = None,
-    drain_s: float = 60.0,
+    *,
+    settled: Callable[[], bool] = lambda: False,
+    quiet_s: float = 5.0,
+    drain_s: float = 120.0,
 ) -> LatencyResult:
     """Publish ``dataset`` (new keys only) at ``rate`` per second and time each one into Redis."""
     db = int(client.connection_pool.connection_kwargs.get("db", 0))
@@ -120,26 +134,37 @@ def run_latency(
         watcher.start()
         source = topic_name(settings.namespace, ENTITY, Stage.SOURCE)
         producer = Producer(producer_config(settings.kafka))
+        golden = topic_name(settings.namespace, ENTITY, Stage.GOLDEN)
+        golden_from = {p: high for p, (_, high) in end_offsets(settings.kafka, golden).items()}
         sent: list[float] = []
+        sent_wall: list[float] = []
         started = time.perf_counter()
         for i, (key, value) in enumerate(dataset.messages):
             delay = started + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             sent.append(time.perf_counter())
+            sent_wall.append(time.time())
             producer.produce(source, value, key)
             producer.poll(0)
             if on_progress is not None and i % 250 == 0:
                 on_progress("sent", i)
         send_s = time.perf_counter() - started
         producer.flush(60)
+        # Wait for the stragglers; stop early once nothing arrives and the hub has committed
+        # all its input (a record it dropped will never show).
         deadline = time.monotonic() + drain_s
+        last, last_change = -1, time.monotonic()
         while watcher.count < len(sent) and time.monotonic() < deadline:
             for proc in processes:
                 proc.check_alive()
+            if watcher.count != last:
+                last, last_change = watcher.count, time.monotonic()
+            elif time.monotonic() - last_change > quiet_s and settled():
+                break
             if on_progress is not None:
                 on_progress("seen", watcher.count)
-            time.sleep(0.1)
+            time.sleep(0.2)
         if on_progress is not None:
             on_progress("seen", watcher.count)
     finally:
@@ -148,6 +173,20 @@ def run_latency(
     latencies = sorted(
         (seen - at) * 1000 for seen, at in zip(watcher.seen, sent, strict=False) if seen is not None
     )
+    produced = _golden_times(
+        settings.kafka,
+        golden,
+        golden_from,
+        {gid.encode(): i for i, gid in enumerate(dataset.golden_ids)},
+    )
+    worker, projector = [], []
+    for i, at in enumerate(sent_wall):
+        made, seen_at = produced[i], watcher.seen_wall[i]
+        if made is not None and seen_at is not None:
+            worker.append((made - at) * 1000)
+            projector.append((seen_at - made) * 1000)
+    worker.sort()
+    projector.sort()
     return LatencyResult(
         target_rate=rate,
         sent=len(sent),
@@ -158,4 +197,35 @@ def run_latency(
         p99_ms=percentile(latencies, 0.99),
         max_ms=latencies[-1] if latencies else math.nan,
         mean_ms=sum(latencies) / len(latencies) if latencies else math.nan,
+        worker_p50_ms=percentile(worker, 0.50),
+        worker_p95_ms=percentile(worker, 0.95),
+        projector_p50_ms=percentile(projector, 0.50),
+        projector_p95_ms=percentile(projector, 0.95),
     )
+
+
+def _golden_times(
+    kafka: KafkaSettings, topic: str, start: dict[int, int], keys: dict[bytes, int]
+) -> list[float | None]:
+    """The Kafka timestamp (s) of the first golden record of each key, from ``start`` offsets."""
+    times: list[float | None] = [None] * len(keys)
+    ends = {p: high for p, (_, high) in end_offsets(kafka, topic).items()}
+    left = {p for p in ends if ends[p] > start.get(p, 0)}
+    consumer = Consumer(
+        consumer_config(kafka, "mdhub-bench-probe", **{"enable.auto.commit": False})
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in left])
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                position = keys.get(msg.key() or b"")
+                if position is not None and times[position] is None:
+                    times[position] = msg.timestamp()[1] / 1000
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    left.discard(msg.partition())
+    finally:
+        consumer.close()
+    return times

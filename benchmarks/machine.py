@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -12,7 +13,7 @@ from typing import Any
 import confluent_kafka
 import redis
 
-__all__ = ["describe_machine", "load_average", "utc_now_text"]
+__all__ = ["describe_machine", "hub_source", "load_average", "utc_now_text"]
 
 
 def utc_now_text() -> str:
@@ -66,10 +67,25 @@ def describe_machine(client: redis.Redis, kafka_version: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "kafka": kafka_version,
         "redis_server": redis_server,
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": _version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "faust_streaming": _version("faust-streaming"),
         "aiokafka": _version("aiokafka"),
         "fastavro": _version("fastavro"),
         "redis_py": _version("redis"),
     }
+
+
+def hub_source(src: Path) -> dict[str, str]:
+    """Identify the hub's code that was measured: a digest of every ``.py`` under ``src`` and the
+    most recently modified file (the tree may hold uncommitted work)."""
+    digest = hashlib.sha256()
+    newest, newest_mtime = "", 0.0
+    for path in sorted(src.rglob("*.py")):
+        data = path.read_bytes()
+        digest.update(str(path.relative_to(src)).encode() + b"\0" + data + b"\0")
+        mtime = path.stat().st_mtime
+        if mtime > newest_mtime:
+            newest, newest_mtime = str(path.relative_to(src)), mtime
+    changed = dt.datetime.fromtimestamp(newest_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {"sha256": digest.hexdigest()[:16], "newest_file": newest, "newest_change": changed}

@@ -42,7 +42,7 @@ with it; nothing is edited by hand. The raw figures of the last run are in
 
 | date (UTC) | machine | changes | B0 rec/s | hub rec/s | hub/B0 | latency rate | p50 ms | p95 ms | p99 ms | max ms | checks |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-"""  # noqa: E501
+"""
 
 _PROBLEM = re.compile(r"\b(ERROR|CRITICAL|Traceback|WARNING|Exception)\b")
 
@@ -62,17 +62,33 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return node
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x08\r]")
+_STAMP = re.compile(r"^\[[^\]]*\] \[\d+\] ")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
 def scan_logs(paths: list[Path], limit: int = 12) -> dict[str, Any]:
-    """Count warning/error lines of the hub's logs and keep the first distinct ones."""
+    """Count the warning/error lines of the hub's logs, by kind (numbers masked as N)."""
     found: dict[str, Any] = {}
     for path in paths:
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             continue
-        hits = [line.strip() for line in lines if _PROBLEM.search(line)]
-        distinct = list(dict.fromkeys(hits))
-        found[path.name] = {"lines": len(hits), "first": distinct[:limit]}
+        kinds: dict[str, int] = {}
+        examples: dict[str, str] = {}
+        for raw in lines:
+            line = _ANSI.sub("", raw).strip()
+            if not _PROBLEM.search(line):
+                continue
+            kind = _NUMBER.sub("N", _STAMP.sub("", line))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            examples.setdefault(kind, line)
+        ordered = sorted(kinds.items(), key=lambda item: -item[1])[:limit]
+        found[path.name] = {
+            "lines": sum(kinds.values()),
+            "kinds": [{"count": n, "example": examples[k]} for k, n in ordered],
+        }
     return found
 
 
@@ -95,13 +111,26 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         )
     hub = results.get("hub")
     if hub:
+        incomplete = (
+            ""
+            if hub.get("complete", True)
+            else f"; INCOMPLETE: {hub['expected_versions'] - hub['projected_versions']:,} of "
+            f"{hub['expected_versions']:,} golden versions never arrived"
+        )
         rows.append(
             (
                 "Hub end to end (publish -> last golden version in Redis)",
-                f"{_num(hub['rate'])} rec/s ({_num(hub['total_s'], 1)} s)",
+                f"{_num(hub['rate'])} rec/s ({_num(hub['total_s'], 1)} s{incomplete})",
             )
         )
         rows.append(("  of which publishing (acks=all)", f"{_num(hub['publish_s'], 1)} s"))
+        if hub.get("cpu_s"):
+            rows.append(
+                (
+                    "  CPU seconds used meanwhile",
+                    ", ".join(f"{name} {_num(sec, 1)}" for name, sec in hub["cpu_s"].items()),
+                )
+            )
         if hub.get("ratio_to_b0") is not None:
             rows.append(("Hub / B0", _num(hub["ratio_to_b0"], 3)))
     lat = results.get("latency")
@@ -112,6 +141,15 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 f"p50 {_num(lat['p50_ms'], 1)} / p95 {_num(lat['p95_ms'], 1)} / "
                 f"p99 {_num(lat['p99_ms'], 1)} / max {_num(lat['max_ms'], 1)} ms "
                 f"({lat['seen']:,} of {lat['sent']:,} seen)",
+            )
+        )
+        rows.append(
+            (
+                "  split at the golden record's Kafka timestamp",
+                f"publish -> worker produced p50 {_num(lat.get('worker_p50_ms'), 1)} / p95 "
+                f"{_num(lat.get('worker_p95_ms'), 1)} ms; -> Redis p50 "
+                f"{_num(lat.get('projector_p50_ms'), 1)} / p95 "
+                f"{_num(lat.get('projector_p95_ms'), 1)} ms",
             )
         )
     return rows
@@ -155,11 +193,14 @@ def _machine_text(results: dict[str, Any]) -> str:
 def _latest_section(results: dict[str, Any]) -> str:
     p = results["parameters"]
     load = results["load_average"]
+    src = results["hub_source"]
     lines = [
         f"- Date: {results['date']}; the benchmark took {_num(results['duration_s'])} s",
         f"- Machine: {_machine_text(results)}",
         f"- Load average (1/5/15 min) at start {load['start']}, at end {load['end']}",
         f"- Command: `{results['command']}`",
+        f"- Hub code measured: sha256 {src['sha256']} of `src/**/*.py`, newest file "
+        f"`{src['newest_file']}` changed {src['newest_change']}",
         f"- Parameters: {p['records']:,} candidate changes of customers ({p['keys']:,} keys, "
         f"{p['updates']:,} updates of existing keys), mean {_num(p['attribute_bytes'])} B of "
         f"attributes and {_num(p['value_bytes'])} B per message, seed {p['seed']}, "
@@ -178,8 +219,10 @@ def _latest_section(results: dict[str, Any]) -> str:
     if noted:
         lines += ["", "Warnings and errors in the hub's logs:", ""]
         for name, info in noted.items():
-            lines.append(f"- `{name}`: {info['lines']} line(s), e.g.")
-            lines.extend(f"  - `{line[:240]}`" for line in info["first"][:5])
+            lines.append(f"- `{name}`: {info['lines']:,} line(s):")
+            lines.extend(
+                f"  - {kind['count']:,} x `{kind['example'][:240]}`" for kind in info["kinds"][:6]
+            )
     else:
         lines += ["", "No warning or error in the worker's and projector's logs."]
     for note in results.get("notes", []):

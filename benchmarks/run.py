@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import pstats
 import shutil
 import signal
@@ -65,13 +66,14 @@ from environment import (  # noqa: E402
     REPO,
     HubProcess,
     LocalStack,
+    cpu_seconds,
     hub_env,
     hub_settings,
     passthrough_settings,
 )
-from hub import run_hub, verify, wait_until_projected  # noqa: E402
+from hub import groups_caught_up, run_hub, verify, wait_until_projected  # noqa: E402
 from latency import run_latency  # noqa: E402
-from machine import describe_machine, load_average, utc_now_text  # noqa: E402
+from machine import describe_machine, hub_source, load_average, utc_now_text  # noqa: E402
 from report import print_table, scan_logs, update_results_md, write_json  # noqa: E402
 from topics import delete_topics  # noqa: E402
 
@@ -246,6 +248,7 @@ def run(
     logs = OUT / "logs" / namespace
     work = OUT / "work" / namespace
 
+    servers: dict[str, int | None] = {}
     if args.bootstrap:
         bootstrap, redis_url = args.bootstrap, args.redis_url
         stack_text, kafka_version = f"external ({bootstrap}, {redis_url})", "external (unknown)"
@@ -257,12 +260,14 @@ def run(
             cleanup.callback(stack.down)
         phases.say(f"starting the benchmark's stack in {args.state_dir}")
         bootstrap, redis_url = stack.up()
+        servers = stack.pids()
         kafka_version = stack.settings.kafka_version
         stack_text = f"own local stack (Kafka {bootstrap} KRaft single node, Redis {redis_url})"
     settings = hub_settings(namespace, bootstrap, redis_url, args.partitions, work / "worker")
     client = redis.Redis.from_url(redis_url)
     cleanup.callback(client.close)
     results["machine"] = describe_machine(client, kafka_version)
+    results["hub_source"] = hub_source(REPO / "src")
 
     data, latency_data, warmup, model, codec = _datasets(args, phases)
     results["parameters"] = {
@@ -345,7 +350,9 @@ def run(
     results["warmup_s"] = time.perf_counter() - warm_started
     phases.say(f"hub: worker and projector ready after {results['warmup_s']:.1f} s")
 
+    pids = {**{proc.name: proc.pid for proc in processes}, **servers, "benchmark": os.getpid()}
     if not args.skip_throughput:
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         hub = run_hub(
             settings,
             client,
@@ -360,7 +367,20 @@ def run(
             ),
         )
         hub_dataset_runs.append(data)
-        results["hub"] = {**asdict(hub), "rate": hub.rate}
+        results["hub"] = {**asdict(hub), "rate": hub.rate, "complete": hub.complete}
+        results["hub"]["cpu_s"] = {
+            name: round(after - before, 1)
+            for name, pid in pids.items()
+            if (before := cpu_before[name]) is not None and (after := cpu_seconds(pid)) is not None
+        }
+        if not hub.complete:
+            missing = hub.expected_versions - hub.projected_versions
+            results["notes"].append(
+                f"the hub settled with {missing:,} of {hub.expected_versions:,} golden versions "
+                "missing (both consumer groups had committed all their input): the end-to-end time "
+                "runs to the last version that arrived, so it flatters the hub slightly"
+            )
+            phases.say(f"[bold red]hub: {missing:,} golden versions never reached Redis[/]")
         if "b0" in results:
             results["hub"]["ratio_to_b0"] = hub.rate / results["b0"]["rate"]
         phases.say(f"hub: {hub.rate:,.0f} records/s end to end ({hub.total_s:.1f} s); checking")
@@ -370,9 +390,7 @@ def run(
             phases.say(f"[bold red]hub checks FAILED[/]: {check}")
 
     if not args.skip_latency:
-        phases.say(
-            f"latency: {args.latency_rate:,.0f} new keys/s for {args.latency_seconds:g} s"
-        )
+        phases.say(f"latency: {args.latency_rate:,.0f} new keys/s for {args.latency_seconds:g} s")
         lat = run_latency(
             settings,
             client,
@@ -385,8 +403,21 @@ def run(
                     "seen": ("latency seen in Redis", len(latency_data.messages)),
                 }
             ),
+            settled=lambda: groups_caught_up(settings),
         )
         results["latency"] = {**asdict(lat), "achieved_rate": lat.achieved_rate}
+        if lat.seen < lat.sent:
+            results["notes"].append(
+                f"{lat.sent - lat.seen:,} of {lat.sent:,} records of the latency phase never "
+                "reached Redis (the hub had committed all its input); percentiles are over the rest"
+            )
+        hub_rate = results.get("hub", {}).get("rate")
+        if hub_rate and args.latency_rate > 0.8 * hub_rate:
+            results["notes"].append(
+                f"the latency rate ({args.latency_rate:,.0f}/s) is {args.latency_rate / hub_rate:.0%} "
+                f"of the hub's measured throughput ({hub_rate:,.0f}/s): the latencies include "
+                "queueing; try a lower --latency-rate for the unloaded figure"
+            )
         phases.say(
             f"latency: p50 {lat.p50_ms:.1f} ms, p95 {lat.p95_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, "
             f"max {lat.max_ms:.1f} ms ({lat.seen:,} of {lat.sent:,} seen)"
@@ -406,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     args = parse_args(argv)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a log file: room for the table
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     results: dict[str, Any] = {

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.settings import KafkaSettings
@@ -45,10 +47,9 @@ def delete_topics(kafka: KafkaSettings, prefix: str) -> list[str]:
     ]
     if names:
         for fut in admin.delete_topics(names, request_timeout=kafka.request_timeout_s).values():
-            try:
+            # best effort: a scratch topic left behind is only disk space
+            with suppress(KafkaException):
                 fut.result()
-            except KafkaException:
-                pass  # best effort: a scratch topic left behind is only disk space
     return names
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import time
 import uuid
@@ -53,10 +54,30 @@ def read_file(path: Path, fmt: str | None = None) -> Iterator[tuple[int, Any]]:
     Rows that are not JSON objects are yielded as they are, for the caller to report.
     """
     kind = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    with path.open(encoding="utf-8", newline="") as handle:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # -sig: spreadsheets start UTF-8 CSV files with a BOM
+    except UnicodeDecodeError as exc:
+        yield (
+            data.count(b"\n", 0, exc.start) + 1,
+            ValueError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"),
+        )
+        return
+    with io.StringIO(text, newline="") as handle:
         if kind == "csv":
             reader = csv.DictReader(handle)
             for row in reader:
+                extra = row.get(None)
+                if extra:
+                    # values beyond the header have no column name: report them, never drop them
+                    yield (
+                        reader.line_num,
+                        ValueError(
+                            f"{len(extra)} value(s) more than the header's "
+                            f"{len(reader.fieldnames or ())} columns: {extra!r}"
+                        ),
+                    )
+                    continue
                 yield (
                     reader.line_num,
                     {k: v for k, v in row.items() if k is not None and v not in ("", None)},

@@ -76,7 +76,7 @@ def test_shipped_model_loads_with_customer_attributes_and_sources() -> None:
 def test_unknown_entity_names_the_declared_ones() -> None:
     model = load_model(SHIPPED_MODEL)
 
-    with pytest.raises(KeyError, match="unknown entity type 'supplier'.*customer, product"):
+    with pytest.raises(KeyError, match=r"unknown entity type 'supplier'.*customer, product"):
         model.entity("supplier")
 
 

@@ -215,7 +215,8 @@ def test_start_detached_then_stop(tmp_path: Path) -> None:
     )
 
     assert process.read_pid(pid_file) == pid
-    assert process.is_running(pid, "sleep")
+    # right after the fork the child may not have exec'd `sleep` yet
+    assert _wait_until(lambda: process.is_running(pid, "sleep"))
     assert os.getsid(pid) == pid  # its own session: the terminal's Ctrl-C does not reach it
     assert process.stop_process(pid, grace_s=10) is True
     assert not process.process_alive(pid)

@@ -43,7 +43,12 @@ def register(sub: Any) -> None:
         "version is archived in schemas/history/ so records written with it stay readable.",
     )
     gen.set_defaults(handler=run_schemas_generate)
-    chk = schemas_sub.add_parser("check", help="report differences between model and schemas")
+    chk = schemas_sub.add_parser(
+        "check",
+        help="report differences between model and schemas",
+        description="Compare schemas/ with what the model implies and name every difference "
+        "(the same check as `mdhub check`). Exit 0 when they agree, 2 otherwise.",
+    )
     chk.set_defaults(handler=run_check)
 
     topics = sub.add_parser(
@@ -58,7 +63,12 @@ def register(sub: Any) -> None:
     )
     ensure.add_argument("--json", action="store_true", help="print the report as JSON")
     ensure.set_defaults(handler=run_topics_ensure)
-    lst = topics_sub.add_parser("list", help="list the registry's topics and whether they exist")
+    lst = topics_sub.add_parser(
+        "list",
+        help="list the registry's topics and whether they exist",
+        description="List every topic of the registry with what it holds, whether it exists on "
+        "the cluster and its partition count.",
+    )
     lst.add_argument("--json", action="store_true", help="print as JSON")
     lst.set_defaults(handler=run_topics_list)
 

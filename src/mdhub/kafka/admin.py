@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -92,10 +93,14 @@ def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[Topi
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
                 if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    existing[name] = next(s.partitions for s in specs if s.name == name)
-                    continue
+                    continue  # created meanwhile (or metadata was stale): checked for drift below
                 raise _unavailable(kafka, exc) from exc
     present = [s for s in specs if s.name not in reports]
+    # A topic created a moment ago may not be in the broker's metadata yet (KRaft propagates it).
+    deadline = time.monotonic() + kafka.request_timeout_s
+    while any(s.name not in existing for s in present) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        existing = existing_topics(kafka)
     if present:
         resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in present]
         try:

@@ -48,10 +48,27 @@ class HubProducer:
                     self.report.errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        on_delivered: Callable[[int, int], None] | None = None,
     ) -> None:
-        """Queue one message; waits (serving callbacks) while the local queue is full."""
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._delivered}
+        """Queue one message; waits (serving callbacks) while the local queue is full.
+
+        Args:
+            on_delivered: called with ``(partition, offset)`` once Kafka has the message.
+        """
+        callback = self._delivered
+        if on_delivered is not None:
+
+            def callback(err: KafkaError | None, msg: Message) -> None:
+                self._delivered(err, msg)
+                if err is None:
+                    on_delivered(int(msg.partition() or 0), int(msg.offset() or 0))
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": callback}
         if partition is not None:
             kwargs["partition"] = partition
         while True:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.streams import _current_event
+from faust.types import TP, EventT, StreamT
 
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.errors import PublishError
@@ -35,6 +37,15 @@ log = logging.getLogger("mdhub.worker")
 
 DELIVERY_TIMEOUT_S = 300.0
 EXIT_OUTPUT_FAILED = 70
+
+
+def _route_to(event: EventT[Any]) -> None:
+    """Make ``event`` current for the table store, which routes by the event's partition.
+
+    Only faust's context variable is set: the stream's own ``current_event`` attribute belongs to
+    ``take_events``, which reads it to pair each buffered value with its event.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def _message(event: EventT[Any]) -> Message:
@@ -60,10 +71,10 @@ class _EntityAgent:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             self.batch_size, within=self.window
         ):
-            await self._batch(stream, events)
+            await self._batch(events)
             yield None
 
-    async def _batch(self, stream: StreamT[Any], events: list[EventT[Any]]) -> None:
+    async def _batch(self, events: list[EventT[Any]]) -> None:
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
 
@@ -75,7 +86,7 @@ class _EntityAgent:
 
         for event in events:
             # Table reads and writes are routed by the current event's partition.
-            stream._set_current_event(event)  # type: ignore[attr-defined]
+            _route_to(event)
             result = self.pipeline.process(_message(event), load)
             self.counts[result.outcome.value] += 1
             for out in result.outputs:
@@ -84,6 +95,30 @@ class _EntityAgent:
                 overlay[result.state_key] = result.state_value
                 pending.append((event, result.state_key, result.state_value))
             self.producer.poll(0)
+        await self._deliver()
+        # The state goes to its changelog topic only once the outputs are in Kafka, and into the
+        # local store only once its changelog records are: a crash in between replays the batch.
+        changelog: dict[int, int] = {}
+
+        def delivered(partition: int, offset: int) -> None:
+            changelog[partition] = max(offset, changelog.get(partition, -1))
+
+        for event, key, value in pending:
+            self.producer.produce(
+                self.pipeline.state_topic, key, value, event.message.partition, delivered
+            )
+        await self._deliver()
+        store = self.table.data
+        for event, key, value in pending:
+            _route_to(event)
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        for partition, offset in changelog.items():
+            store.set_persisted_offset(TP(self.pipeline.state_topic, partition), offset)
+
+    async def _deliver(self) -> None:
         try:
             await asyncio.to_thread(self.producer.deliver_all, DELIVERY_TIMEOUT_S)
         except PublishError as exc:
@@ -91,17 +126,12 @@ class _EntityAgent:
             log.critical("outputs of a batch could not be delivered, exiting: %s", exc)
             logging.shutdown()
             os._exit(EXIT_OUTPUT_FAILED)
-        for event, key, value in pending:
-            stream._set_current_event(event)  # type: ignore[attr-defined]
-            if value is None:
-                self.table.pop(key, None)
-            else:
-                self.table[key] = value
 
 
 def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> faust.App:
     """Build the worker's faust app: an agent and a RocksDB state table per entity type."""
     kafka = settings.kafka
+    settings.worker.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates one level only
     app = faust.App(
         group_name(settings.namespace, "worker"),
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],

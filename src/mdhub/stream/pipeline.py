@@ -185,7 +185,7 @@ class EntityPipeline:
             if change.occurred_at > limit:
                 reasons.append(
                     Reason(
-                        "FUTURE_TIMESTAMP",
+                        ReasonCode.FUTURE_TIMESTAMP,
                         f"occurred_at {change.occurred_at.isoformat()} is more than "
                         f"{self.max_future_skew} after the message was published",
                         "occurred_at",
