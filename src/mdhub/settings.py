@@ -83,7 +83,7 @@ class WorkerSettings(BaseModel):
 
     data_dir: Path = Path(".mdhub/worker")
     max_poll_records: int = Field(default=1000, ge=1)
-    batch_size: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=1000, ge=1)
     batch_window_s: float = Field(default=0.05, gt=0)
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     web_port: int = Field(default=6066, ge=1, le=65535)

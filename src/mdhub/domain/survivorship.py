@@ -150,7 +150,10 @@ def survive(
         ]
         if not candidates:
             continue
-        value, winner = _choose(spec, entity, candidates)
+        if len(candidates) == 1 and spec.survivorship is not Rule.UNION:
+            winner, value = candidates[0]  # the common case: every rule agrees on a lone value
+        else:
+            value, winner = _choose(spec, entity, candidates)
         attributes[name] = value
         lineage[name] = Lineage(
             winner.source, winner.source_key, spec.survivorship.value, winner.occurred_at
