@@ -157,7 +157,7 @@ def test_update_makes_version_2_with_a_change_event(hub: Hub) -> None:
                     "first_name": "Alan",
                     "last_name": "Turing",
                     "city": "Manchester",
-                    "phone": "+44161",
+                    "phone": "+44 161 496 0000",
                 },
             ),
         ]
@@ -171,7 +171,7 @@ def test_update_makes_version_2_with_a_change_event(hub: Hub) -> None:
     assert second["before"]["city"] == "London"
     assert second["after"]["city"] == "Manchester"
     assert second["before"]["phone"] is None
-    assert second["after"]["phone"] == "+44161"
+    assert second["after"]["phone"] == "+441614960000"  # standardized to E.164
     assert second["cause"]["kind"] == "source_change"
     assert second["cause"]["source_key"] == "A-2"
 
@@ -224,17 +224,25 @@ def test_undecodable_bytes_are_rejected_with_the_original_bytes(hub: Hub) -> Non
 
 def test_rule_violations_are_all_collected(hub: Hub) -> None:
     hub.publish(
-        [hub.change("A-6", 1, {"first_name": "X", "email": "not-an-email", "country": "Germany"})]
+        [
+            hub.change(
+                "A-6",
+                1,
+                {"first_name": "X", "email": "Not-An-Email", "country": "Atlantis", "phone": "12"},
+            )
+        ]
     )
     (reject,) = wait_for(
         lambda: rejects_of(hub, "crm:A-6"), TIMEOUT, "the invalid change on the rejected topic"
     )
     codes = sorted((r["code"], r["attribute"]) for r in reject["reasons"])
     assert codes == [
+        ("INVALID_PHONE", "phone"),
         ("PATTERN", "country"),
         ("PATTERN", "email"),
         ("REQUIRED", "last_name"),
         ("TOO_LONG", "country"),
+        ("UNKNOWN_COUNTRY", "country"),
     ]
 
 

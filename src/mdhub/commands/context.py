@@ -16,7 +16,7 @@ from mdhub.settings import Settings
 
 __all__ = ["Context", "err_console"]
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Context:
     """Settings plus the lazily loaded model and schema catalog."""
 
     settings: Settings
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     @cached_property
     def model(self) -> HubModel:

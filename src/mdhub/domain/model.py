@@ -41,6 +41,17 @@ class AttrType(StrEnum):
     STRING_LIST = "string_list"
 
 
+class Standardizer(StrEnum):
+    """Standardizers an attribute can name (applied in order, after trimming whitespace)."""
+
+    LOWER = "lower"
+    UPPER = "upper"
+    TITLE = "title"
+    EMAIL = "email"
+    PHONE_E164 = "phone_e164"
+    COUNTRY_ISO2 = "country_iso2"
+
+
 class Rule(StrEnum):
     """Survivorship rules: how one attribute's golden value is chosen among the sources."""
 
@@ -68,6 +79,7 @@ class AttributeSpec:
     enum: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    standardizers: tuple[Standardizer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +101,7 @@ class EntityModel:
     sources: Mapping[str, SourceSpec]
     default_rule: Rule
     match: Mapping[str, Any] = field(default_factory=dict)
+    default_region: str | None = None
 
     def trust(self, source: str) -> int:
         """Return the trust of ``source`` (0 for a source the model does not know)."""
@@ -114,7 +127,14 @@ class HubModel:
             ) from None
 
 
-_ENTITY_KEYS = ("description", "attributes", "sources", "survivorship", "match")
+_ENTITY_KEYS = (
+    "description",
+    "attributes",
+    "sources",
+    "survivorship",
+    "match",
+    "default_region",
+)
 _ATTR_KEYS = (
     "type",
     "required",
@@ -126,6 +146,7 @@ _ATTR_KEYS = (
     "minimum",
     "maximum",
     "survivorship",
+    "standardize",
 )
 _SOURCE_KEYS = ("trust", "description")
 _SURVIVORSHIP_KEYS = ("default", "rules")
@@ -249,7 +270,33 @@ def _parse_attribute(
         enum=tuple(enum) if enum is not None else None,
         minimum=minimum,
         maximum=maximum,
+        standardizers=_standardizers(
+            problems, f"{path}.standardize", data.get("standardize"), attr_type
+        ),
     )
+
+
+def _standardizers(
+    problems: _Problems, path: str, value: Any, attr_type: AttrType
+) -> tuple[Standardizer, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        problems.add(path, "must be a standardizer name or a list of them")
+        return ()
+    out: list[Standardizer] = []
+    for item in items:
+        try:
+            out.append(Standardizer(item))
+        except ValueError:
+            problems.add(
+                path, f"{item!r} is not a standardizer; accepted: {_choices(Standardizer)}"
+            )
+    if out and attr_type not in (AttrType.STRING, AttrType.STRING_LIST):
+        problems.add(path, f"standardizers apply to string attributes, not {attr_type.value}")
+        return ()
+    return tuple(out)
 
 
 def _parse_entity(problems: _Problems, path: str, name: str, raw: Any) -> EntityModel | None:
@@ -312,7 +359,17 @@ def _parse_entity(problems: _Problems, path: str, name: str, raw: Any) -> Entity
         sources=sources,
         default_rule=default_rule or Rule.SOURCE_PRIORITY,
         match=dict(match),
+        default_region=_region(problems, f"{path}.default_region", data.get("default_region")),
     )
+
+
+def _region(problems: _Problems, path: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{2}", value):
+        problems.add(path, f"must be an ISO 3166-1 alpha-2 code such as DE or US, got {value!r}")
+        return None
+    return value
 
 
 def parse_model(data: Any, origin: str = "<model>") -> HubModel:

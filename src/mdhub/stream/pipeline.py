@@ -16,6 +16,7 @@ from mdhub.domain.identity import golden_id_for
 from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change
 from mdhub.domain.model import EntityModel
 from mdhub.domain.records import CandidateChange, GoldenRecord, GoldenStatus, Reason
+from mdhub.domain.standardize import apply_standardizers
 from mdhub.domain.validation import ReasonCode, standardize, validate_change
 from mdhub.errors import DecodeError
 from mdhub.naming import Stage, topic_name
@@ -191,7 +192,8 @@ class EntityPipeline:
                         "occurred_at",
                     )
                 )
-        change = standardize(change)
+        change, problems = apply_standardizers(self.entity, standardize(change))
+        reasons.extend(problems)
         reasons.extend(validate_change(self.entity, change))
         if reasons:
             return self._reject(msg, tuple(reasons), "validate", change)
