@@ -355,3 +355,26 @@ def test_check_of_a_missing_directory(tmp_path: Path, hub: HubModel) -> None:
     assert check_schemas(hub, tmp_path / "none") == [
         f"{tmp_path / 'none'}: schema directory not found"
     ]
+
+
+def test_invalid_utf8_in_a_string_field_has_its_own_reason_code() -> None:
+    import datetime as dt
+
+    catalog = SchemaCatalog.load(SCHEMAS)
+    codec = catalog.codec("mdhub.customer.CandidateChange")
+    good = codec.encode(
+        {
+            "change_id": "c1",
+            "entity": "customer",
+            "source": "crm",
+            "source_key": "KEY\u00e9",
+            "op": "upsert",
+            "source_version": 1,
+            "occurred_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            "attributes": {},
+        }
+    )
+    broken = good.replace("KEY\u00e9".encode(), b"KEY\xff\xfe")  # same length, not UTF-8
+    with pytest.raises(DecodeError) as err:
+        codec.decode(broken)
+    assert err.value.code == "INVALID_UTF8"

@@ -100,6 +100,11 @@ class AvroCodec:
             writer, reader = found.schema, self.schema
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[10:]), writer, reader)
+        except UnicodeDecodeError as exc:
+            raise DecodeError(
+                ReasonCode.INVALID_UTF8,
+                f"a string field is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            ) from exc
         except Exception as exc:  # fastavro raises many kinds on corrupt input
             raise DecodeError(ReasonCode.UNDECODABLE, f"corrupt Avro body: {exc}") from exc
         if not isinstance(record, dict):
