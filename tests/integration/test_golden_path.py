@@ -6,6 +6,7 @@ its own source keys. Redis for this module is a dedicated server, so one test ca
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -428,3 +429,10 @@ def test_every_input_of_a_burst_is_accounted_for_and_matches_the_domain_oracle(h
     assert {r["reasons"][0]["code"] for r in rejects} <= {"STALE_SOURCE_VERSION"}
     versions = [v["version"] for k, v in hub.read("customer", Stage.CHANGES) if k in oracle]
     assert len(versions) == sum(g.version for g in oracle.values())  # one event per version
+
+    reconciled = hub.cli("reconcile", "--entity", "customer", "--json")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    partitions = json.loads(reconciled.stdout)
+    assert all(p["ok"] for p in partitions)
+    assert sum(p["consumed"] for p in partitions) == sum(p["log_end"] for p in partitions)
+    assert sum(p["rejected"] for p in partitions) >= expected_rejects

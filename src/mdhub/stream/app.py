@@ -1,13 +1,14 @@
 """The faust application of the stream worker: one agent per entity type.
 
-Processing guarantee: at-least-once with idempotent, version-guarded writes. For each batch the
-agent (1) computes every output and state change with :class:`EntityPipeline`, (2) sends the
+Processing guarantee: at-least-once delivery made effectively-once by the state. For each batch
+the agent (1) computes every output and state change with :class:`EntityPipeline`, (2) sends the
 outputs (golden, changes, rejected) with an idempotent ``acks=all`` producer and waits until Kafka
-has them, and only then (3) writes the new state to the table (whose changelog is the state topic),
-after which faust may commit the source offsets. A crash between (2) and (3) replays the batch:
-the state still lacks it, the pure merge computes the same versions again, and the duplicates it
-re-sends are byte-identical with the same version numbers, which every reader ignores. A crash
-after (3) replays inputs the state already holds: they are duplicates and produce nothing.
+has them, (3) sends the new state, including a per-partition :class:`Ledger` of outcomes, to the
+state topic (the table's changelog) and waits again, and only then (4) writes it to the local
+RocksDB store, after which faust may commit the source offsets. A crash before (3) completes
+replays the batch against the old state: the pure merge computes the same outputs again, and the
+re-sent messages are byte-identical to the first ones (same versions), which readers ignore. A
+crash after (3) redelivers messages whose offsets the ledger already covers: they are skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP, EventT, StreamT
 
+from mdhub.domain.ledger import Ledger, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.errors import PublishError
 from mdhub.kafka.producer import HubProducer
@@ -65,7 +67,7 @@ class _EntityAgent:
         self.producer = producer
         self.batch_size = settings.worker.batch_size
         self.window = settings.worker.batch_window_s
-        self.counts: dict[str, int] = {o.value: 0 for o in Outcome}
+        self.counts: dict[str, int] = {o.value: 0 for o in Outcome} | {"replayed": 0}
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
         async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -84,17 +86,31 @@ class _EntityAgent:
             value = self.table.get(key)
             return value if isinstance(value, bytes) else None
 
+        ledgers: dict[int, tuple[EventT[Any], Ledger]] = {}
         for event in events:
             # Table reads and writes are routed by the current event's partition.
             _route_to(event)
+            partition = event.message.partition
+            if partition not in ledgers:
+                ledgers[partition] = (event, Ledger.from_bytes(load(ledger_key(partition))))
+            if event.message.offset <= ledgers[partition][1].last_offset:
+                # Redelivered after a restart: its outcome is in the ledger, and the ledger is
+                # written only after the outputs were in Kafka. Processing it again against newer
+                # state could give it a second, different outcome (e.g. stale).
+                self.counts["replayed"] += 1
+                continue
             result = self.pipeline.process(_message(event), load)
             self.counts[result.outcome.value] += 1
+            ledger = ledgers[partition][1].record(event.message.offset, result.outcome.value)
+            ledgers[partition] = (event, ledger)
             for out in result.outputs:
                 self.producer.produce(out.topic, out.key, out.value)
             if result.state_key is not None:
                 overlay[result.state_key] = result.state_value
                 pending.append((event, result.state_key, result.state_value))
             self.producer.poll(0)
+        for partition, (event, ledger) in ledgers.items():
+            pending.append((event, ledger_key(partition), ledger.to_bytes()))
         await self._deliver()
         # The state goes to its changelog topic only once the outputs are in Kafka, and into the
         # local store only once its changelog records are: a crash in between replays the batch.
