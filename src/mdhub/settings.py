@@ -86,7 +86,9 @@ class WorkerSettings(BaseModel):
     batch_size: int = Field(default=1000, ge=1)
     batch_window_s: float = Field(default=0.05, gt=0)
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
-    web_port: int = Field(default=6066, ge=1, le=65535)
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Prometheus /metrics of the worker; 0 disables"
+    )
 
 
 class ApiSettings(BaseModel):

@@ -436,3 +436,35 @@ def test_every_input_of_a_burst_is_accounted_for_and_matches_the_domain_oracle(h
     assert all(p["ok"] for p in partitions)
     assert sum(p["consumed"] for p in partitions) == sum(p["log_end"] for p in partitions)
     assert sum(p["rejected"] for p in partitions) >= expected_rejects
+
+
+def test_worker_serves_prometheus_metrics(hub: Hub) -> None:
+    import re
+
+    import httpx
+
+    hub.publish_raw("customer", b"crm:M-GARBAGE", b"not avro at all")
+    hub.publish([hub.change("M-1", 1, {"first_name": "Met", "last_name": "Rics"})])
+    golden_via_api(hub, "M-1", 1)
+    found = wait_for(
+        lambda: re.findall(r"worker metrics on http://0\.0\.0\.0:(\d+)/metrics", hub.log("worker")),
+        TIMEOUT,
+        "the worker to announce its metrics port",
+    )
+    port = int(found[-1])  # the running worker's (an earlier test restarted it)
+
+    def scrape() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return text if 'reason="UNDECODABLE"' in text else None
+
+    text = wait_for(scrape, TIMEOUT, "the rejected reason in the metrics")
+    accepted = re.search(
+        r'mdhub_worker_outcome_messages_total\{entity="customer",outcome="accepted"\} (\S+)', text
+    )
+    assert accepted is not None and float(accepted.group(1)) >= 1
+    assert re.search(
+        r'mdhub_worker_rejected_reasons_total\{entity="customer",reason="UNDECODABLE"\} [1-9]', text
+    )
+    assert re.search(r"mdhub_worker_assigned_partitions (\S+)", text).group(1) != "0.0"  # type: ignore[union-attr]
+    assert "mdhub_worker_batch_seconds_bucket" in text
+    assert "golden_id" not in text  # labels stay bounded

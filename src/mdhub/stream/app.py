@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,9 +29,10 @@ from mdhub.domain.ledger import Ledger, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.errors import PublishError
 from mdhub.kafka.producer import HubProducer
-from mdhub.naming import group_name
+from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
 
 __all__ = ["create_app"]
@@ -60,9 +62,27 @@ class _EntityAgent:
     """Feeds one entity's source stream through its pipeline in batches."""
 
     def __init__(
-        self, pipeline: EntityPipeline, table: Any, producer: HubProducer, settings: Settings
+        self,
+        pipeline: EntityPipeline,
+        table: Any,
+        producer: HubProducer,
+        settings: Settings,
+        metrics: WorkerMetrics,
     ) -> None:
         self.pipeline = pipeline
+        entity = pipeline.entity.name
+        self.m_consumed = metrics.consumed.labels(entity)
+        self.m_outcomes = {o.value: metrics.outcomes.labels(entity, o.value) for o in Outcome}
+        self.m_rejected = metrics.rejected.labels
+        self.m_replayed = metrics.replayed.labels(entity)
+        self.m_batch = metrics.batch_seconds.labels(entity)
+        self.m_e2e = metrics.end_to_end_seconds.labels(entity)
+        self.m_outputs = metrics.outputs.labels
+        self.stage_of = {
+            pipeline.golden_topic: "golden",
+            pipeline.changes_topic: "changes",
+            pipeline.rejected_topic: "rejected",
+        }
         self.table = table
         self.producer = producer
         self.batch_size = settings.worker.batch_size
@@ -77,6 +97,7 @@ class _EntityAgent:
             yield None
 
     async def _batch(self, events: list[EventT[Any]]) -> None:
+        started = time.monotonic()
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
 
@@ -98,20 +119,30 @@ class _EntityAgent:
                 # written only after the outputs were in Kafka. Processing it again against newer
                 # state could give it a second, different outcome (e.g. stale).
                 self.counts["replayed"] += 1
+                self.m_replayed.inc()
                 continue
             result = self.pipeline.process(_message(event), load)
             self.counts[result.outcome.value] += 1
+            self.m_outcomes[result.outcome.value].inc()
+            for reason in result.reasons:
+                self.m_rejected(self.pipeline.entity.name, reason.code).inc()
             ledger = ledgers[partition][1].record(event.message.offset, result.outcome.value)
             ledgers[partition] = (event, ledger)
             for out in result.outputs:
                 self.producer.produce(out.topic, out.key, out.value)
+                self.m_outputs(self.pipeline.entity.name, self.stage_of[out.topic]).inc()
             if result.state_key is not None:
                 overlay[result.state_key] = result.state_value
                 pending.append((event, result.state_key, result.state_value))
             self.producer.poll(0)
         for partition, (event, ledger) in ledgers.items():
             pending.append((event, ledger_key(partition), ledger.to_bytes()))
+        self.m_consumed.inc(len(events))
         await self._deliver()
+        now = time.time()
+        for event in events:
+            if event.message.timestamp:
+                self.m_e2e.observe(max(0.0, now - event.message.timestamp))
         # The state goes to its changelog topic only once the outputs are in Kafka, and into the
         # local store only once its changelog records are: a crash in between replays the batch.
         changelog: dict[int, int] = {}
@@ -133,6 +164,8 @@ class _EntityAgent:
                 store[key] = value
         for partition, offset in changelog.items():
             store.set_persisted_offset(TP(self.pipeline.state_topic, partition), offset)
+        self.m_outputs(self.pipeline.entity.name, "state").inc(len(pending))
+        self.m_batch.observe(time.monotonic() - started)
 
     async def _deliver(self) -> None:
         try:
@@ -168,8 +201,22 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         broker_commit_interval=1.0,
     )
     producer = HubProducer(kafka)
+    metrics = WorkerMetrics.create()
     for entity in model.entities.values():
-        _add_entity(app, settings, entity, catalog, producer)
+        _add_entity(app, settings, entity, catalog, producer, metrics)
+    source_topics = {topic_name(settings.namespace, e, Stage.SOURCE) for e in model.entities}
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        metrics.assigned.set(sum(1 for tp in assigned if tp.topic in source_topics))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        metrics.assigned.set(0)
+
+    port = serve_metrics(metrics, settings.worker.metrics_port)
+    if port is not None:
+        log.warning("worker metrics on http://0.0.0.0:%d/metrics", port)
     return app
 
 
@@ -179,6 +226,7 @@ def _add_entity(
     entity: EntityModel,
     catalog: SchemaCatalog,
     producer: HubProducer,
+    metrics: WorkerMetrics,
 ) -> None:
     pipeline = EntityPipeline(
         entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
@@ -208,5 +256,5 @@ def _add_entity(
         value_type=bytes,
         changelog_topic=changelog,
     )
-    runner = _EntityAgent(pipeline, table, producer, settings)
+    runner = _EntityAgent(pipeline, table, producer, settings, metrics)
     app.agent(source, name=f"mdhub.{entity.name}.merge", concurrency=1)(runner.run)
