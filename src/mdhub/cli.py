@@ -24,7 +24,7 @@ EXIT_UNAVAILABLE = 3
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every sub-command."""
     from mdhub.api import commands as api_commands
-    from mdhub.commands import core, data, processes, reconcile, run
+    from mdhub.commands import core, data, processes, reconcile, run, steward
     from mdhub.stack import commands as stack_commands
 
     parser = argparse.ArgumentParser(
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_commands.register(sub)
     data.register(sub)
     reconcile.register(sub)
+    steward.register(sub)
     return parser
 
 

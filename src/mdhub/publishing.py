@@ -24,7 +24,7 @@ from mdhub.domain.records import CandidateChange, Op, Value
 from mdhub.serde.catalog import AvroCodec
 from mdhub.serde.mapping import change_to_avro
 
-__all__ = ["LineError", "ParsedFile", "parse_records", "read_file"]
+__all__ = ["LineError", "ParsedFile", "convert_value", "parse_records", "read_file"]
 
 ENVELOPE = ("source_key", "op", "source_version", "occurred_at", "change_id")
 
@@ -92,7 +92,7 @@ def read_file(path: Path, fmt: str | None = None) -> Iterator[tuple[int, Any]]:
                 yield number, ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})")
 
 
-def _convert(spec_type: AttrType, value: Any) -> Value:
+def convert_value(spec_type: AttrType, value: Any) -> Value:
     if spec_type is AttrType.STRING:
         if isinstance(value, str):
             return value
@@ -165,7 +165,7 @@ def _build(
         if row.get(name) is None:
             continue
         try:
-            attributes[name] = _convert(spec.type, row[name])
+            attributes[name] = convert_value(spec.type, row[name])
         except (ValueError, TypeError) as exc:
             problems.append(f"{name}={row[name]!r}: {exc}")
     try:

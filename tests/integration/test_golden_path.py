@@ -468,3 +468,55 @@ def test_worker_serves_prometheus_metrics(hub: Hub) -> None:
     assert re.search(r"mdhub_worker_assigned_partitions (\S+)", text).group(1) != "0.0"  # type: ignore[union-attr]
     assert "mdhub_worker_batch_seconds_bucket" in text
     assert "golden_id" not in text  # labels stay bounded
+
+
+def test_steward_override_and_erase_through_the_commands_topic(hub: Hub) -> None:
+    hub.publish(
+        [hub.change("ST-1", 1, {"first_name": "Pin", "last_name": "Ned", "loyalty_tier": "silver"})]
+    )
+    doc = golden_via_api(hub, "ST-1", 1)
+    gid = doc["golden_id"]
+
+    pinned = hub.cli(
+        "steward", "override", "customer", gid, "loyalty_tier", "gold", "--reason", "VIP"
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    doc = golden_via_api(hub, "ST-1", 2)
+    assert doc["attributes"]["loyalty_tier"] == "gold"
+    assert doc["lineage"]["loyalty_tier"]["source"] == "steward"
+    assert doc["lineage"]["loyalty_tier"]["rule"] == "steward_override"
+    hub.publish(
+        [hub.change("ST-1", 2, {"first_name": "Pin", "last_name": "Ned", "loyalty_tier": "bronze"})]
+    )
+    assert golden_via_api(hub, "ST-1", 2)["attributes"]["loyalty_tier"] == "gold"  # the pin holds
+
+    refused = hub.cli("steward", "override", "customer", gid, "loyalty_tier", "diamond")
+    assert refused.returncode == 0  # sent; the worker refuses it with reasons on the rejected topic
+    rejected = wait_for(
+        lambda: [
+            v for k, v in hub.read("customer", Stage.REJECTED) if v and v.get("stage") == "steward"
+        ],
+        TIMEOUT,
+        "the refused command on the rejected topic",
+    )
+    assert [r["code"] for r in rejected[-1]["reasons"]] == ["NOT_ALLOWED"]
+
+    erased = hub.cli("steward", "erase", "customer", gid, "--reason", "GDPR request")
+    assert erased.returncode == 0, erased.stderr
+    wait_for(
+        lambda: hub.api_status(f"/v1/customer/golden/{gid}") == 404,
+        TIMEOUT,
+        "the erased record to leave the API",
+    )
+    assert hub.api_status("/v1/customer/xref/crm/ST-1") == 404
+    events = changes_of(hub, gid)
+    last = events[-1]
+    assert last["status"] == "erased" and last["changed"] == []
+    assert all(v is None for v in last["after"].values()) and all(
+        v is None for v in last["before"].values()
+    )
+    assert last["cause"]["kind"] == "steward_command"
+    golden = [v for k, v in hub.read("customer", Stage.GOLDEN) if k == gid]
+    assert golden[-1] is None  # tombstone
+    assert golden[-2]["status"] == "erased" and golden[-2]["sources"] == []
+    assert all(v is None for v in golden[-2]["attributes"].values())

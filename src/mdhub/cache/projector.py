@@ -38,7 +38,7 @@ MARKER_CHECK_S = 2.0
 def view_of(codec: AvroCodec, value: bytes) -> GoldenView:
     """Turn an encoded golden record into the view to store (retired records drop their doc)."""
     golden = golden_from_avro(codec.decode(value))
-    live = golden.status is not GoldenStatus.RETIRED
+    live = golden.status not in (GoldenStatus.RETIRED, GoldenStatus.ERASED)
     return GoldenView(
         golden_id=golden.golden_id,
         version=golden.version,

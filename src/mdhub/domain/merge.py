@@ -6,6 +6,7 @@ from the change, never from the clock. Replaying a change that was already appli
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 
 from mdhub.domain.model import EntityModel
@@ -18,13 +19,14 @@ from mdhub.domain.records import (
     GoldenRecord,
     GoldenStatus,
     Op,
+    Override,
     Reason,
     SourceRecord,
 )
 from mdhub.domain.survivorship import survive
 from mdhub.domain.versioning import content_hash
 
-__all__ = ["Applied", "Outcome", "Rejected", "Unchanged", "apply_change"]
+__all__ = ["Applied", "Outcome", "Rejected", "Unchanged", "apply_change", "rebuild"]
 
 STALE_SOURCE_VERSION = "STALE_SOURCE_VERSION"
 CONFLICTING_SOURCE_VERSION = "CONFLICTING_SOURCE_VERSION"
@@ -126,20 +128,43 @@ def apply_change(
     if change.op is Op.DELETE and state is None:
         return Unchanged(None, "delete of an unknown source record")
     sources = tuple(sorted((*others, record), key=lambda r: r.source_ref))
+    cause = Cause(CauseKind.SOURCE_CHANGE, change.change_id, change.source, change.source_key)
+    overrides = state.overrides if state is not None else ()
+    return rebuild(entity, state, golden_id, sources, overrides, cause, change.occurred_at)
+
+
+def rebuild(
+    entity: EntityModel,
+    state: GoldenRecord | None,
+    golden_id: str,
+    sources: tuple[SourceRecord, ...],
+    overrides: tuple[Override, ...],
+    cause: Cause,
+    occurred_at: dt.datetime,
+) -> Applied | Unchanged:
+    """Run survivorship over ``sources`` and ``overrides``; make a version if anything changed.
+
+    Args:
+        entity: the entity model.
+        state: the golden record before the change (None if new).
+        golden_id: its id.
+        sources: every source record of the crosswalk (deleted ones included).
+        overrides: the values pinned by stewards.
+        cause: what caused the change (for the change event).
+        occurred_at: event time of the cause.
+    """
     active = tuple(r for r in sources if not r.deleted)
-    attributes, lineage = survive(entity, active)
+    attributes, lineage = survive(entity, active, overrides)
     status = GoldenStatus.ACTIVE if active else GoldenStatus.RETIRED
     digest = content_hash(status, attributes, lineage, sources)
 
-    if state is not None and state.content_hash == digest:
-        return Unchanged(replace(state, sources=sources), "no visible change")
+    if state is not None and state.content_hash == digest and state.status is status:
+        return Unchanged(replace(state, sources=sources, overrides=overrides), "no visible change")
 
     before = state.attributes if state is not None else {}
     changed = _diff(before, attributes, list(entity.attributes))
     version = (state.version if state is not None else 0) + 1
-    updated_at = (
-        max(state.updated_at, change.occurred_at) if state is not None else change.occurred_at
-    )
+    updated_at = max(state.updated_at, occurred_at) if state is not None else occurred_at
     golden = GoldenRecord(
         golden_id=golden_id,
         entity=entity.name,
@@ -148,9 +173,10 @@ def apply_change(
         attributes=attributes,
         lineage=lineage,
         sources=sources,
-        created_at=state.created_at if state is not None else change.occurred_at,
+        created_at=state.created_at if state is not None else occurred_at,
         updated_at=updated_at,
         content_hash=digest,
+        overrides=overrides,
     )
     event = ChangeEvent(
         golden_id=golden_id,
@@ -160,7 +186,7 @@ def apply_change(
         changed=changed,
         before={name: before[name] for name in changed if name in before},
         after={name: attributes[name] for name in changed if name in attributes},
-        cause=Cause(CauseKind.SOURCE_CHANGE, change.change_id, change.source, change.source_key),
-        occurred_at=change.occurred_at,
+        cause=cause,
+        occurred_at=occurred_at,
     )
     return Applied(golden, event)

@@ -17,6 +17,7 @@ __all__ = [
     "GoldenStatus",
     "Lineage",
     "Op",
+    "Override",
     "Reason",
     "SourceRecord",
     "Value",
@@ -41,6 +42,7 @@ class GoldenStatus(StrEnum):
     ACTIVE = "active"
     RETIRED = "retired"
     MERGED = "merged"
+    ERASED = "erased"
 
 
 class CauseKind(StrEnum):
@@ -107,6 +109,16 @@ class Lineage:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A value a data steward pinned on a golden attribute; it wins over every source."""
+
+    attribute: str
+    value: Value
+    command_id: str
+    issued_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Cause:
     """What caused a golden version: a source change or a steward command."""
 
@@ -131,6 +143,7 @@ class GoldenRecord:
     updated_at: dt.datetime
     content_hash: str
     merged_into: str | None = None
+    overrides: tuple[Override, ...] = ()
 
     @property
     def active_sources(self) -> tuple[SourceRecord, ...]:

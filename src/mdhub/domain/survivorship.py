@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mdhub.domain.model import AttributeSpec, EntityModel, Rule
-from mdhub.domain.records import Lineage, SourceRecord, Value
+from mdhub.domain.records import Lineage, Override, SourceRecord, Value
 
 __all__ = ["survive"]
 
@@ -129,14 +129,20 @@ def _negate(key: tuple[int, Any]) -> _Reversed:
     return _Reversed(key)
 
 
+STEWARD = "steward"
+OVERRIDE_RULE = "steward_override"
+
+
 def survive(
-    entity: EntityModel, sources: Sequence[SourceRecord]
+    entity: EntityModel, sources: Sequence[SourceRecord], overrides: Sequence[Override] = ()
 ) -> tuple[dict[str, Value], dict[str, Lineage]]:
     """Return the golden attributes and their lineage from the contributing source records.
 
     Args:
         entity: the entity model (attribute rules and source trust).
         sources: the contributing (not deleted) source records.
+        overrides: values pinned by stewards; they win over every source (rule
+            ``steward_override``, lineage source ``steward`` and the command id as source key).
 
     Returns:
         ``(attributes, lineage)``: attributes with a value, in model order, and for each of them the
@@ -144,7 +150,13 @@ def survive(
     """
     attributes: dict[str, Value] = {}
     lineage: dict[str, Lineage] = {}
+    pinned = {o.attribute: o for o in overrides}
     for name, spec in entity.attributes.items():
+        if name in pinned:
+            pin = pinned[name]
+            attributes[name] = pin.value
+            lineage[name] = Lineage(STEWARD, pin.command_id, OVERRIDE_RULE, pin.issued_at)
+            continue
         candidates = [
             (record, record.attributes[name]) for record in sources if name in record.attributes
         ]

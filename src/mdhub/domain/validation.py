@@ -14,7 +14,7 @@ from functools import lru_cache
 from mdhub.domain.model import AttributeSpec, AttrType, EntityModel
 from mdhub.domain.records import CandidateChange, Op, Reason, Value
 
-__all__ = ["ReasonCode", "standardize", "validate_change"]
+__all__ = ["ReasonCode", "check_attribute", "standardize", "validate_change"]
 
 
 class ReasonCode:
@@ -27,6 +27,7 @@ class ReasonCode:
     KEY_MISMATCH = "KEY_MISMATCH"
     WRONG_ENTITY = "WRONG_ENTITY"
     OVERSIZED = "OVERSIZED"
+    TYPE = "TYPE"
     FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
     UNKNOWN_SOURCE = "UNKNOWN_SOURCE"
     REQUIRED = "REQUIRED"
@@ -118,6 +119,36 @@ def _check_value(spec: AttributeSpec, value: Value) -> list[Reason]:
                 )
             )
     return reasons
+
+
+def _type_ok(spec: AttributeSpec, value: Value) -> bool:
+    kind = spec.type
+    if kind is AttrType.STRING:
+        return isinstance(value, str)
+    if kind is AttrType.INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is AttrType.NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is AttrType.BOOLEAN:
+        return isinstance(value, bool)
+    if kind is AttrType.DATE:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    if kind is AttrType.TIMESTAMP:
+        return isinstance(value, dt.datetime) and value.tzinfo is not None
+    return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+
+
+def check_attribute(spec: AttributeSpec, value: Value) -> list[Reason]:
+    """Every rule of one attribute that ``value`` breaks, its type included."""
+    if not _type_ok(spec, value):
+        return [
+            Reason(
+                ReasonCode.TYPE,
+                f"{spec.name} must be a {spec.type.value}, got {value!r}",
+                spec.name,
+            )
+        ]
+    return _check_value(spec, value)
 
 
 def validate_change(entity: EntityModel, change: CandidateChange) -> list[Reason]:

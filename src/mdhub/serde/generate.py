@@ -20,6 +20,8 @@ COMMON_TYPES = (
     "mdhub.common.Lineage",
     "mdhub.common.Cause",
     "mdhub.common.RejectedRecord",
+    "mdhub.common.Override",
+    "mdhub.common.StewardCommand",
 )
 
 _TIMESTAMP: dict[str, str] = {"type": "long", "logicalType": "timestamp-millis"}
@@ -123,6 +125,12 @@ def _golden_record(entity: EntityModel) -> dict[str, Any]:
             {"name": "attributes", "type": f"{ns}.Attributes"},
             {"name": "lineage", "type": {"type": "map", "values": "mdhub.common.Lineage"}},
             {"name": "sources", "type": {"type": "array", "items": f"{ns}.SourceRecord"}},
+            {
+                "name": "overrides",
+                "type": {"type": "array", "items": "mdhub.common.Override"},
+                "default": [],
+                "doc": "values pinned by data stewards",
+            },
             {"name": "created_at", "type": _TIMESTAMP},
             {"name": "updated_at", "type": _TIMESTAMP},
             {"name": "content_hash", "type": "string"},

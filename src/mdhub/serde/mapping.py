@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from mdhub.domain.model import EntityModel
+from mdhub.domain.commands import Action, StewardCommand
+from mdhub.domain.model import AttrType, EntityModel
 from mdhub.domain.records import (
     Attributes,
     CandidateChange,
@@ -17,6 +19,7 @@ from mdhub.domain.records import (
     GoldenStatus,
     Lineage,
     Op,
+    Override,
     Reason,
     SourceRecord,
     Value,
@@ -117,11 +120,54 @@ def golden_to_avro(entity: EntityModel, golden: GoldenRecord) -> dict[str, Any]:
         "created_at": golden.created_at,
         "updated_at": golden.updated_at,
         "content_hash": golden.content_hash,
+        "overrides": [
+            {
+                "attribute": o.attribute,
+                "value_json": value_to_json(o.value),
+                "command_id": o.command_id,
+                "issued_at": o.issued_at,
+            }
+            for o in golden.overrides
+        ],
     }
 
 
-def golden_from_avro(data: Mapping[str, Any]) -> GoldenRecord:
-    """Avro dict -> golden record."""
+def value_to_json(value: Value) -> str:
+    """An attribute value as JSON text (dates and times as ISO 8601)."""
+    return json.dumps(json_value(value))
+
+
+def value_from_json(entity: EntityModel | None, attribute: str, text: str) -> Value:
+    """Parse an attribute value from JSON text, typed by the model when it is known.
+
+    A value that does not parse as its type is returned as it is, for validation to report.
+    """
+    raw = json.loads(text)
+    spec = entity.attributes.get(attribute) if entity is not None else None
+    if isinstance(raw, list):
+        return tuple(str(v) for v in raw)
+    if spec is not None and isinstance(raw, str):
+        try:
+            if spec.type is AttrType.DATE:
+                return dt.date.fromisoformat(raw)
+            if spec.type is AttrType.TIMESTAMP:
+                return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return raw
+    if (
+        spec is not None
+        and spec.type is AttrType.NUMBER
+        and isinstance(raw, int)
+        and not isinstance(raw, bool)
+    ):
+        return float(raw)
+    if isinstance(raw, str | int | float | bool):
+        return raw
+    return str(raw)
+
+
+def golden_from_avro(data: Mapping[str, Any], entity: EntityModel | None = None) -> GoldenRecord:
+    """Avro dict -> golden record (``entity`` types the steward overrides' values)."""
     return GoldenRecord(
         golden_id=data["golden_id"],
         entity=data["entity"],
@@ -148,6 +194,15 @@ def golden_from_avro(data: Mapping[str, Any]) -> GoldenRecord:
         updated_at=data["updated_at"],
         content_hash=data["content_hash"],
         merged_into=data.get("merged_into"),
+        overrides=tuple(
+            Override(
+                o["attribute"],
+                value_from_json(entity, o["attribute"], o["value_json"]),
+                o["command_id"],
+                o["issued_at"],
+            )
+            for o in data.get("overrides") or ()
+        ),
     )
 
 
@@ -259,4 +314,48 @@ def golden_to_json(golden: GoldenRecord) -> dict[str, Any]:
         "created_at": _json_time(golden.created_at),
         "updated_at": _json_time(golden.updated_at),
         "content_hash": golden.content_hash,
+        "overrides": [
+            {
+                "attribute": o.attribute,
+                "value": json_value(o.value),
+                "command_id": o.command_id,
+                "issued_at": _json_time(o.issued_at),
+            }
+            for o in golden.overrides
+        ],
     }
+
+
+def command_to_avro(command: StewardCommand) -> dict[str, Any]:
+    """Steward command -> Avro dict."""
+    return {
+        "command_id": command.command_id,
+        "entity": command.entity,
+        "golden_id": command.golden_id,
+        "action": command.action.value,
+        "attribute": command.attribute,
+        "value_json": None if command.value is None else value_to_json(command.value),
+        "issued_at": command.issued_at,
+        "issued_by": command.issued_by,
+        "reason": command.reason,
+    }
+
+
+def command_from_avro(data: Mapping[str, Any], entity: EntityModel) -> StewardCommand:
+    """Avro dict -> steward command (raises ValueError for an unknown action)."""
+    attribute = data.get("attribute")
+    value_json = data.get("value_json")
+    value = None
+    if value_json is not None and attribute is not None:
+        value = value_from_json(entity, attribute, value_json)
+    return StewardCommand(
+        command_id=data["command_id"],
+        entity=data["entity"],
+        golden_id=data["golden_id"],
+        action=Action(data["action"]),
+        issued_at=data["issued_at"],
+        attribute=attribute,
+        value=value,
+        issued_by=data.get("issued_by"),
+        reason=data.get("reason"),
+    )

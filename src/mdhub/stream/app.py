@@ -88,15 +88,27 @@ class _EntityAgent:
         self.batch_size = settings.worker.batch_size
         self.window = settings.worker.batch_window_s
         self.counts: dict[str, int] = {o.value: 0 for o in Outcome} | {"replayed": 0}
+        # the source and command agents share the state: one batch at a time
+        self.lock = asyncio.Lock()
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             self.batch_size, within=self.window
         ):
-            await self._batch(events)
+            async with self.lock:
+                await self._batch(events)
             yield None
 
-    async def _batch(self, events: list[EventT[Any]]) -> None:
+    async def run_commands(self, stream: StreamT[Any]) -> AsyncIterator[None]:
+        """Steward commands: same state, same partitions (keyed by the record's creating source)."""
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            100, within=self.window
+        ):
+            async with self.lock:
+                await self._batch(events, commands=True)
+            yield None
+
+    async def _batch(self, events: list[EventT[Any]], commands: bool = False) -> None:
         started = time.monotonic()
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
@@ -111,6 +123,15 @@ class _EntityAgent:
         for event in events:
             # Table reads and writes are routed by the current event's partition.
             _route_to(event)
+            if commands:
+                result = self.pipeline.process_command(_message(event), load)
+                self.m_outcomes[result.outcome.value].inc()
+                for out in result.outputs:
+                    self.producer.produce(out.topic, out.key, out.value)
+                if result.state_key is not None:
+                    overlay[result.state_key] = result.state_value
+                    pending.append((event, result.state_key, result.state_value))
+                continue
             partition = event.message.partition
             if partition not in ledgers:
                 ledgers[partition] = (event, Ledger.from_bytes(load(ledger_key(partition))))
@@ -137,7 +158,8 @@ class _EntityAgent:
             self.producer.poll(0)
         for partition, (event, ledger) in ledgers.items():
             pending.append((event, ledger_key(partition), ledger.to_bytes()))
-        self.m_consumed.inc(len(events))
+        if not commands:
+            self.m_consumed.inc(len(events))
         await self._deliver()
         now = time.time()
         for event in events:
@@ -258,3 +280,12 @@ def _add_entity(
     )
     runner = _EntityAgent(pipeline, table, producer, settings, metrics)
     app.agent(source, name=f"mdhub.{entity.name}.merge", concurrency=1)(runner.run)
+    commands = app.topic(
+        pipeline.commands_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    app.agent(commands, name=f"mdhub.{entity.name}.steward", concurrency=1)(runner.run_commands)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mdhub.domain.commands import apply_command
 from mdhub.domain.identity import golden_id_for
 from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change
 from mdhub.domain.model import EntityModel
@@ -25,6 +26,7 @@ from mdhub.serde.generate import fullname
 from mdhub.serde.mapping import (
     change_event_to_avro,
     change_from_avro,
+    command_from_avro,
     golden_from_avro,
     golden_to_avro,
     rejected_to_avro,
@@ -100,6 +102,8 @@ class EntityPipeline:
         self.changes_topic = topic_name(namespace, entity.name, Stage.CHANGES)
         self.rejected_topic = topic_name(namespace, entity.name, Stage.REJECTED)
         self.state_topic = topic_name(namespace, entity.name, Stage.STATE)
+        self.commands_topic = topic_name(namespace, entity.name, Stage.COMMANDS)
+        self.command_codec = catalog.codec("mdhub.common.StewardCommand")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -134,7 +138,7 @@ class EntityPipeline:
 
     def decode_state(self, data: bytes | None) -> GoldenRecord | None:
         """Decode a stored state value."""
-        return golden_from_avro(self.golden_codec.decode(data)) if data else None
+        return golden_from_avro(self.golden_codec.decode(data), self.entity) if data else None
 
     def encode_golden(self, golden: GoldenRecord) -> bytes:
         """Encode a golden record (the golden topic's and the state's format)."""
@@ -218,23 +222,56 @@ class EntityPipeline:
                 result.state_value = self.encode_golden(outcome.state)
             return result
         assert isinstance(outcome, Applied)
-        golden_bytes = self.encode_golden(outcome.golden)
+        return self._applied(outcome, key)
+
+    def _applied(self, outcome: Applied, key: bytes) -> StepResult:
+        golden = outcome.golden
+        golden_bytes = self.encode_golden(golden)
         event_bytes = self.event_codec.encode(change_event_to_avro(self.entity, outcome.event))
         outputs = [
             Output(self.changes_topic, key, event_bytes),
             Output(self.golden_topic, key, golden_bytes),
         ]
-        if outcome.golden.status is GoldenStatus.RETIRED:
-            outputs.append(
-                Output(self.golden_topic, key, None)
-            )  # tombstone after the final version
+        if golden.status in (GoldenStatus.RETIRED, GoldenStatus.ERASED):
+            # the final version (an erased one holds no attribute) tells readers to drop it; the
+            # tombstone after it lets compaction remove the key
+            outputs.append(Output(self.golden_topic, key, None))
         return StepResult(
             Outcome.ACCEPTED,
             outputs,
             state_key=key,
             state_value=golden_bytes,
-            golden_version=outcome.golden.version,
+            golden_version=golden.version,
         )
+
+    def process_command(self, msg: Message, load_state: StateLoader) -> StepResult:
+        """Apply one steward command from the commands topic."""
+        if msg.value is None:
+            return self._reject(
+                msg, (Reason(ReasonCode.UNDECODABLE, "command has no value"),), "steward"
+            )
+        try:
+            data = self.command_codec.decode(msg.value)
+            command = command_from_avro(data, self.entity)
+        except DecodeError as exc:
+            return self._reject(msg, (Reason(exc.code, str(exc)),), "steward")
+        except (ValueError, KeyError) as exc:
+            return self._reject(
+                msg,
+                (Reason("MALFORMED_COMMAND", f"not a valid steward command: {exc}"),),
+                "steward",
+            )
+        if command.entity != self.entity.name:
+            reason = Reason(ReasonCode.WRONG_ENTITY, f"a {command.entity!r} command on {msg.topic}")
+            return self._reject(msg, (reason,), "steward")
+        key = command.golden_id.encode()
+        state = self.decode_state(load_state(key))
+        outcome = apply_command(self.entity, state, command)
+        if isinstance(outcome, Rejected):
+            return self._reject(msg, outcome.reasons, "steward")
+        if isinstance(outcome, Unchanged):
+            return StepResult(Outcome.UNCHANGED)
+        return self._applied(outcome, key)
 
 
 def new_change_id() -> str:
