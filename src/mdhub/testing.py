@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mdhub.cache.history import HistoryEntry, fold_history
 from mdhub.cache.views import GoldenView, encode_doc
 from mdhub.errors import RedisUnavailableError
 
@@ -31,6 +32,8 @@ class _Entity:
     # (source, source_key) -> {golden id: claim order}; the highest claim answers
     claims: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     claimseq: int = 0
+    # golden id -> {version: change event JSON}
+    history: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 class InMemoryGoldenCache:
@@ -111,6 +114,57 @@ class InMemoryGoldenCache:
                 return None
             return max(claimants.items(), key=lambda item: item[1])[0]
 
+    def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
+        """Add the entries whose version is not in the record's history yet; return how many were."""
+        self._check()
+        encoded = [encode_doc(entry.event) for entry in entries]
+        applied = 0
+        with self._lock:
+            state = self._entities.setdefault(entity, _Entity())
+            for entry, event in zip(entries, encoded, strict=True):
+                versions = state.history.setdefault(entry.golden_id, {})
+                erased_at = max(
+                    (v for v, e in versions.items() if '"status":"erased"' in e), default=0
+                )
+                if erased_at >= entry.version:
+                    continue  # nothing before an erasure comes back
+                if entry.event.get("status") == "erased":
+                    versions.clear()  # only the fact of the erasure stays
+                elif entry.version in versions:
+                    continue
+                versions[entry.version] = event
+                applied += 1
+        return applied
+
+    def _events(self, entity: str, golden_id: str) -> list[tuple[int, str]]:
+        with self._lock:
+            state = self._entities.get(entity)
+            versions = state.history.get(golden_id, {}) if state else {}
+            return sorted(versions.items())
+
+    def get_history(
+        self, entity: str, golden_id: str, *, limit: int, before_version: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` change events of a golden record, newest first.
+
+        Only versions below ``before_version`` are returned when it is given (paging).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self._check()
+        newest_first = [
+            event
+            for version, event in reversed(self._events(entity, golden_id))
+            if before_version is None or version < before_version
+        ]
+        return [json.loads(event) for event in newest_first[:limit]]
+
+    def get_version(self, entity: str, golden_id: str, version: int) -> dict[str, Any] | None:
+        """Return the golden record as it was at ``version`` (see :func:`fold_history`)."""
+        self._check()
+        events = (json.loads(event) for v, event in self._events(entity, golden_id) if v <= version)
+        return fold_history(events, version)
+
     def version(self, entity: str, golden_id: str) -> int | None:
         """Return the stored version of a golden record (also once it is gone), or ``None``."""
         self._check()
@@ -132,7 +186,8 @@ class InMemoryGoldenCache:
         if state is None:
             return 0
         live = any(g.doc is not None for g in state.golden.values())
-        return len(state.golden) + len(state.claims) + int(live) + int(state.claimseq > 0)
+        keys = len(state.golden) + len(state.claims) + int(live) + int(state.claimseq > 0)
+        return keys + len(state.history)
 
     def count(self, entity: str) -> int:
         """Return the number of golden records of ``entity`` whose document is present."""

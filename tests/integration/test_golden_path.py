@@ -516,6 +516,14 @@ def test_steward_override_and_erase_through_the_commands_topic(hub: Hub) -> None
         v is None for v in last["before"].values()
     )
     assert last["cause"]["kind"] == "steward_command"
+
+    def erased_history() -> list | None:
+        page = hub.api(f"/v1/customer/golden/{gid}/history")
+        items = page.json()["items"] if page.status_code == 200 else []
+        return items if items and items[0]["status"] == "erased" else None
+
+    history = wait_for(erased_history, TIMEOUT, "the history view to keep only the erasure")
+    assert [(h["version"], h["status"]) for h in history] == [(last["version"], "erased")]
     golden = [v for k, v in hub.read("customer", Stage.GOLDEN) if k == gid]
     assert golden[-1] is None  # tombstone
     assert golden[-2]["status"] == "erased" and golden[-2]["sources"] == []

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from mdhub.cache import GoldenView, RedisGoldenCache
-from mdhub.errors import RedisUnavailableError
+from mdhub.cache import GoldenView, HistoryEntry, RedisGoldenCache
+from mdhub.errors import MdhubError, RedisUnavailableError
 from mdhub.naming import redis_key
 
 pytestmark = pytest.mark.integration
@@ -241,6 +241,9 @@ def test_closed_port_raises_redis_unavailable_not_a_redis_error() -> None:
         lambda: cache.apply_golden(E, [view("g1", 1, "Ann")]),
         lambda: cache.count(E),
         lambda: cache.clear(E),
+        lambda: cache.apply_history(E, [entry("g1", 1, city="Oslo")]),
+        lambda: cache.get_history(E, "g1", limit=5),
+        lambda: cache.get_version(E, "g1", 1),
     ]
     for call in calls:
         with pytest.raises(RedisUnavailableError) as caught:
@@ -271,3 +274,137 @@ def test_the_cache_recovers_after_a_redis_restart(tmp_path: Path) -> None:
     finally:
         cache.close()
         _stop(proc)
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def entry(gid: str, version: int, **after: str | None) -> HistoryEntry:
+    return HistoryEntry(
+        gid,
+        version,
+        {
+            "golden_id": gid,
+            "entity": E,
+            "version": version,
+            "status": "active",
+            "changed": list(after),
+            "before": dict.fromkeys(after),
+            "after": after,
+            "cause": {
+                "kind": "source_change",
+                "id": f"c{version}",
+                "source": "crm",
+                "source_key": "ü",
+            },
+            "occurred_at": f"2026-01-{version:02d}T00:00:00Z",
+        },
+    )
+
+
+def test_history_adds_each_version_once(cache: RedisGoldenCache) -> None:
+    assert cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 2, city="Bergen")]) == 2
+    # a re-delivery, and a different event claiming a version already there: no change
+    assert cache.apply_history(E, [entry("g1", 2, city="Bergen"), entry("g1", 1, city="X")]) == 0
+    assert cache.apply_history(E, [entry("g1", 3, city="A"), entry("g1", 3, city="A")]) == 1
+    assert [e["after"] for e in cache.get_history(E, "g1", limit=10)] == [
+        {"city": "A"},
+        {"city": "Bergen"},
+        {"city": "Oslo"},
+    ]
+
+
+def test_history_pages_newest_first_with_numeric_versions(cache: RedisGoldenCache) -> None:
+    cache.apply_history(E, [entry("g1", v, city=f"c{v}") for v in (3, 1, 12, 2, 11, 10, 9, 8)])
+    cache.apply_history(E, [entry("g1", v, city=f"c{v}") for v in range(4, 8)])
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=3)] == [12, 11, 10]
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=3, before_version=10)] == [
+        9,
+        8,
+        7,
+    ]
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=5, before_version=3)] == [2, 1]
+    assert cache.get_history(E, "g1", limit=3, before_version=1) == []
+    assert cache.get_history(E, "nope", limit=3) == []
+
+
+def test_get_version_folds_the_history(cache: RedisGoldenCache) -> None:
+    cache.apply_history(
+        E,
+        [
+            entry("g1", 1, city="Oslo", phone="+4711111111"),
+            entry("g1", 2, city="Bergen"),
+            entry("g1", 3, phone=None),
+            entry("g1", 4, phone="+4722222222"),
+        ],
+    )
+    assert cache.get_version(E, "g1", 1) == {
+        "golden_id": "g1",
+        "entity": E,
+        "version": 1,
+        "status": "active",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "attributes": {"city": "Oslo", "phone": "+4711111111"},
+    }
+    attributes = {v: cache.get_version(E, "g1", v)["attributes"] for v in (2, 3, 4)}  # type: ignore[index]
+    assert attributes[2] == {"city": "Bergen", "phone": "+4711111111"}
+    assert attributes[3] == {"city": "Bergen"}
+    assert attributes[4] == {"city": "Bergen", "phone": "+4722222222"}
+    assert cache.get_version(E, "g1", 5) is None
+    assert cache.get_version(E, "g1", 0) is None
+    assert cache.get_version(E, "nope", 1) is None
+
+
+def test_get_version_refuses_a_history_with_a_gap(cache: RedisGoldenCache) -> None:
+    cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 3, city="Bergen")])
+    with pytest.raises(MdhubError, match="rebuild"):
+        cache.get_version(E, "g1", 3)
+
+
+def test_many_history_entries_span_several_pipelines(cache: RedisGoldenCache) -> None:
+    entries = [entry(f"g{i % 100}", i // 100 + 1, city=str(i)) for i in range(1234)]
+    assert cache.apply_history(E, entries) == 1234
+    assert cache.apply_history(E, entries) == 0
+    assert [e["version"] for e in cache.get_history(E, "g33", limit=100)] == list(range(13, 0, -1))
+    assert cache.get_version(E, "g33", 13)["attributes"] == {"city": "1233"}  # type: ignore[index]
+
+
+def test_history_key_layout_and_clear(cache: RedisGoldenCache, redis_url: str) -> None:
+    ns = cache.namespace
+    cache.apply_golden(E, [view("g1", 2, "Ann")])
+    cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 2, city="Bergen")])
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        key = redis_key(ns, E, "history", "g1")
+        assert raw.type(key) == "zset"
+        stored = raw.zrange(key, 0, -1, withscores=True)
+        assert [score for _, score in stored] == [1.0, 2.0]
+        assert '"source_key":"ü"' in stored[0][0]  # compact JSON, not ASCII-escaped
+    finally:
+        raw.close()
+    assert cache.clear(E) == 3  # the golden, the live set, the history
+    assert cache.get_history(E, "g1", limit=5) == []
+    assert cache.apply_history(E, [entry("g1", 1, city="Oslo")]) == 1  # a rebuild starts over
+
+
+def test_an_erasure_replaces_the_history_and_older_replays_stay_out(
+    cache: RedisGoldenCache,
+) -> None:
+    from mdhub.cache.history import HistoryEntry
+
+    def entry(version: int, status: str) -> HistoryEntry:
+        event = {
+            "golden_id": "g9", "entity": E, "version": version, "status": status,
+            "changed": [] if status == "erased" else ["name"],
+            "before": {} if status == "erased" else {"name": None},
+            "after": {} if status == "erased" else {"name": f"v{version}"},
+            "cause": {"kind": "source_change", "id": f"c{version}", "source": None, "source_key": None},
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }  # fmt: skip
+        return HistoryEntry("g9", version, event)
+
+    cache.apply_history(E, [entry(1, "active"), entry(2, "active")])
+    assert cache.apply_history(E, [entry(3, "erased")]) == 1
+    assert [h["version"] for h in cache.get_history(E, "g9", limit=10)] == [3]
+    assert cache.apply_history(E, [entry(1, "active"), entry(2, "active")]) == 0
+    assert [h["status"] for h in cache.get_history(E, "g9", limit=10)] == ["erased"]

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from mdhub.api import PROBLEM_JSON, create_app
 from mdhub.api import commands as api_commands
-from mdhub.cache import GoldenView, RedisGoldenCache
+from mdhub.cache import GoldenView, HistoryEntry, RedisGoldenCache
 from mdhub.settings import ApiSettings, RedisSettings, Settings
 from mdhub.testing import InMemoryGoldenCache
 
@@ -43,10 +43,37 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def change_event(version: int, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "golden_id": "g1",
+        "entity": "customer",
+        "version": version,
+        "status": "active",
+        "changed": list(after),
+        "before": before,
+        "after": after,
+        "cause": {
+            "kind": "source_change",
+            "id": f"c{version}",
+            "source": "crm",
+            "source_key": "C-1",
+        },
+        "occurred_at": f"2026-01-0{version}T12:00:00Z",
+    }
+
+
+HISTORY = [
+    change_event(1, {"name": None, "city": None}, {"name": "Ann Lee", "city": "Oslo"}),
+    change_event(2, {"city": "Oslo", "phone": None}, {"city": "Bergen", "phone": "+4799999999"}),
+    change_event(3, {"phone": "+4799999999"}, {"phone": None}),
+]
+
+
 @pytest.fixture
 def cache() -> InMemoryGoldenCache:
     cache = InMemoryGoldenCache()
     cache.apply_golden("customer", [GoldenView("g1", 3, DOC, (("crm", "C-1"), ("web", "a/b")))])
+    cache.apply_history("customer", [HistoryEntry("g1", e["version"], e) for e in HISTORY])
     return cache
 
 
@@ -103,7 +130,16 @@ def test_unknown_route_is_a_404_problem(app: FastAPI) -> None:
     assert_problem(get(app, "/v2/nothing"), 404)
 
 
-@pytest.mark.parametrize("path", ["/v1/customer/golden/g1", "/v1/customer/xref/crm/C-1", "/readyz"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/customer/golden/g1",
+        "/v1/customer/golden/g1?version=1",
+        "/v1/customer/golden/g1/history",
+        "/v1/customer/xref/crm/C-1",
+        "/readyz",
+    ],
+)
 def test_redis_down_is_a_503_problem_with_retry_after(
     app: FastAPI, cache: InMemoryGoldenCache, path: str
 ) -> None:
@@ -161,7 +197,93 @@ def test_openapi_documents_the_endpoints(app: FastAPI) -> None:
     assert golden["summary"] == "Get a golden record"
     assert PROBLEM_JSON in golden["responses"]["503"]["content"]
     assert "/v1/{entity}/xref/{source}/{source_key}" in spec["paths"]
+    assert {p["name"] for p in golden["parameters"]} == {"entity", "golden_id", "version"}
+    history = spec["paths"]["/v1/{entity}/golden/{golden_id}/history"]["get"]
+    assert history["summary"] == "List the versions of a golden record"
+    assert history["tags"] == ["history"]
+    assert {p["name"] for p in history["parameters"]} == {
+        "entity",
+        "golden_id",
+        "limit",
+        "before_version",
+    }
+    assert PROBLEM_JSON in history["responses"]["404"]["content"]
+    assert PROBLEM_JSON in history["responses"]["503"]["content"]
+    assert "HistoryPage" in spec["components"]["schemas"]
     assert get(app, "/docs").status_code == 200
+
+
+# --- history and past versions -----------------------------------------------------------------
+
+
+def test_history_lists_every_version_newest_first(app: FastAPI) -> None:
+    response = get(app, "/v1/customer/golden/g1/history")
+    assert response.status_code == 200
+    body = response.json()
+    assert body == {
+        "entity": "customer",
+        "golden_id": "g1",
+        "items": list(reversed(HISTORY)),
+        "next_before_version": None,
+    }
+
+
+def test_history_pages_with_before_version(app: FastAPI) -> None:
+    first = get(app, "/v1/customer/golden/g1/history?limit=2").json()
+    assert [e["version"] for e in first["items"]] == [3, 2]
+    assert first["next_before_version"] == 2
+    second = get(app, "/v1/customer/golden/g1/history?limit=2&before_version=2").json()
+    assert [e["version"] for e in second["items"]] == [1]
+    assert second["next_before_version"] is None
+    exact = get(app, "/v1/customer/golden/g1/history?limit=3").json()
+    assert exact["next_before_version"] is None  # nothing older than the three
+    past_the_end = get(app, "/v1/customer/golden/g1/history?before_version=1")
+    assert past_the_end.status_code == 200
+    assert past_the_end.json()["items"] == []
+
+
+def test_history_of_an_unknown_record_is_a_404_problem(app: FastAPI) -> None:
+    body = assert_problem(get(app, "/v1/customer/golden/nope/history"), 404)
+    assert body["type"] == "urn:mdhub:problem:not-found"
+    assert "nope" in body["detail"]
+    assert_problem(get(app, "/v1/customer/golden/nope/history?before_version=3"), 404)
+    assert_problem(get(app, "/v1/supplier/golden/g1/history"), 404)
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "limit=x", "before_version=0", "before_version=-1"]
+)
+def test_history_refuses_bad_paging_with_a_422_problem(app: FastAPI, query: str) -> None:
+    body = assert_problem(get(app, f"/v1/customer/golden/g1/history?{query}"), 422)
+    assert body["type"] == "urn:mdhub:problem:invalid-request"
+
+
+def test_golden_record_as_of_a_version(app: FastAPI) -> None:
+    first = get(app, "/v1/customer/golden/g1?version=1")
+    assert first.status_code == 200
+    assert first.json() == {
+        "golden_id": "g1",
+        "entity": "customer",
+        "version": 1,
+        "status": "active",
+        "occurred_at": "2026-01-01T12:00:00Z",
+        "attributes": {"city": "Oslo", "name": "Ann Lee"},
+    }
+    second = get(app, "/v1/customer/golden/g1?version=2").json()
+    assert second["attributes"] == {"city": "Bergen", "name": "Ann Lee", "phone": "+4799999999"}
+    third = get(app, "/v1/customer/golden/g1?version=3").json()
+    assert third["attributes"] == {"city": "Bergen", "name": "Ann Lee"}
+    assert third["occurred_at"] == "2026-01-03T12:00:00Z"
+    # without `version` the endpoint is unchanged: the current golden document
+    assert get(app, "/v1/customer/golden/g1").json() == DOC
+
+
+def test_a_version_that_does_not_exist_is_a_404_problem(app: FastAPI) -> None:
+    body = assert_problem(get(app, "/v1/customer/golden/g1?version=4"), 404)
+    assert body["version"] == 4
+    assert "version 4" in body["detail"]
+    assert_problem(get(app, "/v1/customer/golden/nope?version=1"), 404)
+    assert_problem(get(app, "/v1/customer/golden/g1?version=0"), 422)
 
 
 # --- the `mdhub api` command ------------------------------------------------------------------

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from mdhub.cache import GoldenCache, GoldenView
-from mdhub.errors import RedisUnavailableError
+from mdhub.cache import GoldenCache, GoldenView, HistoryEntry
+from mdhub.errors import MdhubError, RedisUnavailableError
 from mdhub.testing import InMemoryGoldenCache
 
 E = "customer"
@@ -140,6 +140,9 @@ def test_unavailable_mode_raises_everywhere(cache: InMemoryGoldenCache) -> None:
         cache.ping,
         lambda: cache.count(E),
         lambda: cache.clear(E),
+        lambda: cache.apply_history(E, [entry("g1", 1, city="Oslo")]),
+        lambda: cache.get_history(E, "g1", limit=10),
+        lambda: cache.get_version(E, "g1", 1),
     ]
     for call in calls:
         with pytest.raises(RedisUnavailableError, match="mdhub stack status"):
@@ -161,3 +164,127 @@ def test_unavailable_mode_raises_everywhere(cache: InMemoryGoldenCache) -> None:
 def test_golden_view_refuses_bad_values(args: tuple[object, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GoldenView(*args)  # type: ignore[arg-type]
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def entry(gid: str, version: int, **after: str | None) -> HistoryEntry:
+    return HistoryEntry(
+        gid,
+        version,
+        {
+            "golden_id": gid,
+            "entity": E,
+            "version": version,
+            "status": "active",
+            "changed": list(after),
+            "before": dict.fromkeys(after),
+            "after": after,
+            "cause": {
+                "kind": "source_change",
+                "id": f"c{version}",
+                "source": "crm",
+                "source_key": "1",
+            },
+            "occurred_at": f"2026-01-0{version}T00:00:00Z",
+        },
+    )
+
+
+def test_history_adds_each_version_once(cache: InMemoryGoldenCache) -> None:
+    assert cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 2, city="Bergen")]) == 2
+    # a re-delivery, and a different event claiming an existing version: both change nothing
+    assert cache.apply_history(E, [entry("g1", 2, city="Bergen"), entry("g1", 1, city="X")]) == 0
+    assert [e["after"] for e in cache.get_history(E, "g1", limit=10)] == [
+        {"city": "Bergen"},
+        {"city": "Oslo"},
+    ]
+    # duplicates inside one call count once
+    assert cache.apply_history(E, [entry("g1", 3, city="A"), entry("g1", 3, city="A")]) == 1
+
+
+def test_history_pages_newest_first(cache: InMemoryGoldenCache) -> None:
+    cache.apply_history(E, [entry("g1", v, city=f"c{v}") for v in (3, 1, 5, 2, 4)])
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=2)] == [5, 4]
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=2, before_version=4)] == [3, 2]
+    assert [e["version"] for e in cache.get_history(E, "g1", limit=2, before_version=2)] == [1]
+    assert cache.get_history(E, "g1", limit=2, before_version=1) == []
+    assert cache.get_history(E, "other", limit=2) == []
+    with pytest.raises(ValueError, match="limit"):
+        cache.get_history(E, "g1", limit=0)
+
+
+def test_get_version_folds_the_history(cache: InMemoryGoldenCache) -> None:
+    cache.apply_history(
+        E,
+        [
+            entry("g1", 1, city="Oslo", phone="+4711111111"),
+            entry("g1", 2, city="Bergen"),
+            entry("g1", 3, phone=None),
+            entry("g1", 4, phone="+4722222222"),
+        ],
+    )
+    versions = {v: cache.get_version(E, "g1", v) for v in range(1, 5)}
+    assert versions[1] == {
+        "golden_id": "g1",
+        "entity": E,
+        "version": 1,
+        "status": "active",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "attributes": {"city": "Oslo", "phone": "+4711111111"},
+    }
+    assert versions[2]["attributes"] == {"city": "Bergen", "phone": "+4711111111"}  # type: ignore[index]
+    assert versions[3]["attributes"] == {"city": "Bergen"}  # type: ignore[index]
+    assert versions[4]["attributes"] == {"city": "Bergen", "phone": "+4722222222"}  # type: ignore[index]
+    assert cache.get_version(E, "g1", 5) is None
+    assert cache.get_version(E, "nope", 1) is None
+    assert cache.get_version("product", "g1", 1) is None
+
+
+def test_get_version_refuses_a_history_with_a_gap(cache: InMemoryGoldenCache) -> None:
+    cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 3, city="Bergen")])
+    assert cache.get_version(E, "g1", 1) is not None
+    with pytest.raises(MdhubError, match="rebuild"):
+        cache.get_version(E, "g1", 3)
+
+
+def test_clear_drops_the_history_too(cache: InMemoryGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 2, "Ann")])
+    cache.apply_history(E, [entry("g1", 1, city="Oslo"), entry("g1", 2, city="Bergen")])
+    cache.apply_history(E, [entry("g2", 1, city="Rome")])
+    cache.apply_history("product", [entry("p1", 1, city="Pen")])
+    assert cache.clear(E) == 4  # the golden, the live set, two histories
+    assert cache.get_history(E, "g1", limit=5) == []
+    assert cache.get_version(E, "g1", 1) is None
+    assert len(cache.get_history("product", "p1", limit=5)) == 1
+    assert cache.apply_history(E, [entry("g1", 1, city="Oslo")]) == 1  # a rebuild starts over
+
+
+def test_returned_history_events_are_copies(cache: InMemoryGoldenCache) -> None:
+    cache.apply_history(E, [entry("g1", 1, city="Oslo")])
+    cache.get_history(E, "g1", limit=1)[0]["after"]["city"] = "changed"
+    assert cache.get_history(E, "g1", limit=1)[0]["after"] == {"city": "Oslo"}
+
+
+def test_an_erasure_replaces_the_history_and_older_replays_stay_out() -> None:
+    from mdhub.cache.history import HistoryEntry
+
+    cache = InMemoryGoldenCache()
+
+    def entry(version: int, status: str) -> HistoryEntry:
+        event = {
+            "golden_id": "g9", "entity": "customer", "version": version, "status": status,
+            "changed": [] if status == "erased" else ["name"],
+            "before": {} if status == "erased" else {"name": None},
+            "after": {} if status == "erased" else {"name": f"v{version}"},
+            "cause": {"kind": "source_change", "id": f"c{version}", "source": None, "source_key": None},
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }  # fmt: skip
+        return HistoryEntry("g9", version, event)
+
+    cache.apply_history("customer", [entry(1, "active"), entry(2, "active")])
+    assert cache.apply_history("customer", [entry(3, "erased")]) == 1
+    assert [h["version"] for h in cache.get_history("customer", "g9", limit=10)] == [3]
+    assert cache.apply_history("customer", [entry(1, "active"), entry(2, "active")]) == 0
+    assert [h["status"] for h in cache.get_history("customer", "g9", limit=10)] == ["erased"]

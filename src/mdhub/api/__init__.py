@@ -1,7 +1,25 @@
-"""The REST read API (FastAPI): golden records and cross-references from the read views."""
+"""The REST read API (FastAPI): golden records, their history and cross-references."""
 
 from __future__ import annotations
 
-from mdhub.api.app import PROBLEM_JSON, Problem, XrefOut, create_app
+from mdhub.api.app import (
+    PROBLEM_JSON,
+    CauseOut,
+    ChangeEventOut,
+    GoldenAtVersionOut,
+    HistoryPage,
+    Problem,
+    XrefOut,
+    create_app,
+)
 
-__all__ = ["PROBLEM_JSON", "Problem", "XrefOut", "create_app"]
+__all__ = [
+    "PROBLEM_JSON",
+    "CauseOut",
+    "ChangeEventOut",
+    "GoldenAtVersionOut",
+    "HistoryPage",
+    "Problem",
+    "XrefOut",
+    "create_app",
+]

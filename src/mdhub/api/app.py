@@ -1,4 +1,4 @@
-"""The REST read API: golden records and cross-references from the Redis read views.
+"""The REST read API: golden records, their history and cross-references from the Redis views.
 
 Every error is an RFC 9457 problem (``application/problem+json``). While Redis is unreachable the
 data endpoints and ``/readyz`` answer 503 with ``Retry-After``; ``/healthz`` never touches Redis.
@@ -13,7 +13,7 @@ from collections.abc import Collection
 from http import HTTPStatus
 from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mdhub.cache.views import GoldenCache
 from mdhub.errors import MdhubError, RedisUnavailableError
 
-__all__ = ["PROBLEM_JSON", "Problem", "XrefOut", "create_app"]
+__all__ = [
+    "PROBLEM_JSON",
+    "CauseOut",
+    "ChangeEventOut",
+    "GoldenAtVersionOut",
+    "HistoryPage",
+    "Problem",
+    "XrefOut",
+    "create_app",
+]
 
 PROBLEM_JSON: Final = "application/problem+json"
 
@@ -30,8 +39,12 @@ _log = logging.getLogger(__name__)
 
 _TYPE_PREFIX: Final = "urn:mdhub:problem:"
 _TAG_GOLDEN: Final = "golden records"
+_TAG_HISTORY: Final = "history"
 _TAG_XREF: Final = "cross-references"
 _TAG_HEALTH: Final = "health"
+
+#: Most change events one history page holds.
+MAX_HISTORY_LIMIT: Final = 500
 
 
 class Problem(BaseModel):
@@ -54,6 +67,51 @@ class XrefOut(BaseModel):
     source: str
     source_key: str
     golden_id: str
+
+
+class CauseOut(BaseModel):
+    """What made a golden version: a source change or a steward command."""
+
+    kind: str = Field(description="source_change or steward_command")
+    id: str = Field(description="the change id (or command id) that caused the version")
+    source: str | None = None
+    source_key: str | None = None
+
+
+class ChangeEventOut(BaseModel):
+    """One accepted version of a golden record, with what changed."""
+
+    golden_id: str
+    entity: str
+    version: int
+    status: str = Field(description="active, retired or merged")
+    changed: list[str] = Field(description="the attributes this version changed")
+    before: dict[str, Any] = Field(description="their values before (null: no value)")
+    after: dict[str, Any] = Field(description="their values after (null: removed)")
+    cause: CauseOut
+    occurred_at: str = Field(description="when the causing change happened (ISO 8601, UTC)")
+
+
+class HistoryPage(BaseModel):
+    """A page of a golden record's history, newest version first."""
+
+    entity: str
+    golden_id: str
+    items: list[ChangeEventOut]
+    next_before_version: int | None = Field(
+        description="pass as before_version to get the next (older) page; null on the last page"
+    )
+
+
+class GoldenAtVersionOut(BaseModel):
+    """A golden record as it was at one version, rebuilt from its history."""
+
+    golden_id: str
+    entity: str | None = None
+    version: int
+    status: str
+    occurred_at: str = Field(description="when the change that made this version happened")
+    attributes: dict[str, Any] = Field(description="every attribute with a value at that version")
 
 
 class _ProblemError(Exception):
@@ -125,9 +183,13 @@ def create_app(
     known_list = sorted(known)
     app = FastAPI(
         title=title,
-        summary="Read API of the master data hub: golden records and cross-references.",
+        summary="Read API of the master data hub: golden records, history and cross-references.",
         openapi_tags=[
-            {"name": _TAG_GOLDEN, "description": "The current golden record of an entity."},
+            {
+                "name": _TAG_GOLDEN,
+                "description": "A golden record of an entity: the current one, or as of a version.",
+            },
+            {"name": _TAG_HISTORY, "description": "Every version of a golden record."},
             {"name": _TAG_XREF, "description": "Which golden record a source record belongs to."},
             {"name": _TAG_HEALTH, "description": "Liveness and readiness probes."},
         ],
@@ -185,11 +247,16 @@ def create_app(
         "/v1/{entity}/golden/{golden_id}",
         tags=[_TAG_GOLDEN],
         summary="Get a golden record",
-        description="The latest version of the golden record, as published on the golden topic.",
+        description=(
+            "The latest version of the golden record, as published on the golden topic. With "
+            "`version`, the record as it was at that version instead, rebuilt from its history: "
+            "`golden_id`, `entity`, `version`, `status`, `occurred_at` and `attributes` "
+            "(the `GoldenAtVersionOut` schema)."
+        ),
         response_model=None,
         responses={
             200: {
-                "description": "The golden record",
+                "description": "The golden record (or, with `version`, a GoldenAtVersionOut)",
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
             **_problem_responses(404, 503),
@@ -198,14 +265,71 @@ def create_app(
     def get_golden(
         entity: Annotated[str, Path(description="entity type, e.g. customer")],
         golden_id: Annotated[str, Path(description="golden record id")],
+        version: Annotated[
+            int | None,
+            Query(ge=1, description="the version to show, as it was then; omit for the latest"),
+        ] = None,
     ) -> JSONResponse:
         check_entity(entity)
+        if version is not None:
+            past = cache.get_version(entity, golden_id, version)
+            if past is None:
+                raise _ProblemError(
+                    404,
+                    "not-found",
+                    f"no version {version} of {entity} golden record {golden_id!r}",
+                    golden_id=golden_id,
+                    version=version,
+                )
+            return JSONResponse(GoldenAtVersionOut.model_validate(past).model_dump(mode="json"))
         doc = cache.get_golden(entity, golden_id)
         if doc is None:
             raise _ProblemError(
                 404, "not-found", f"no {entity} golden record {golden_id!r}", golden_id=golden_id
             )
         return JSONResponse(doc)
+
+    @app.get(
+        "/v1/{entity}/golden/{golden_id}/history",
+        tags=[_TAG_HISTORY],
+        summary="List the versions of a golden record",
+        description=(
+            "The change events of the golden record, newest version first, in pages: pass "
+            "`next_before_version` of a page as `before_version` to get the next one."
+        ),
+        response_model=HistoryPage,
+        responses=_problem_responses(404, 503),
+    )
+    def get_history(
+        entity: Annotated[str, Path(description="entity type, e.g. customer")],
+        golden_id: Annotated[str, Path(description="golden record id")],
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_HISTORY_LIMIT, description="most versions in the page")
+        ] = 50,
+        before_version: Annotated[
+            int | None, Query(ge=1, description="only versions older than this one")
+        ] = None,
+    ) -> HistoryPage:
+        check_entity(entity)
+        # one more than asked tells whether an older page exists
+        found = cache.get_history(entity, golden_id, limit=limit + 1, before_version=before_version)
+        items = [ChangeEventOut.model_validate(event) for event in found[:limit]]
+        if not items and (
+            before_version is None or not cache.get_history(entity, golden_id, limit=1)
+        ):
+            raise _ProblemError(
+                404,
+                "not-found",
+                f"no history of {entity} golden record {golden_id!r}",
+                golden_id=golden_id,
+            )
+        more = len(found) > limit
+        return HistoryPage(
+            entity=entity,
+            golden_id=golden_id,
+            items=items,
+            next_before_version=items[-1].version if more else None,
+        )
 
     @app.get(
         "/v1/{entity}/xref/{source}/{source_key:path}",

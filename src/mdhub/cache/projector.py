@@ -1,7 +1,8 @@
-"""Project golden topics into the Redis read views, and rebuild the views from Kafka.
+"""Project golden and changes topics into the Redis read views, and rebuild the views from Kafka.
 
-Both paths write through :meth:`GoldenCache.apply_golden`, a compare-and-set on version, so
-re-delivered or replayed messages change nothing and a flushed Redis is simply refilled.
+Golden records go through :meth:`GoldenCache.apply_golden` (a compare-and-set on version), change
+events through :meth:`GoldenCache.apply_history` (a version is added once), so re-delivered or
+replayed messages change nothing and a flushed Redis is simply refilled.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
+from mdhub.cache.history import HistoryEntry, history_entry
 from mdhub.cache.views import GoldenCache, GoldenView
 from mdhub.domain.model import EntityModel
 from mdhub.domain.records import GoldenStatus
@@ -24,10 +26,10 @@ from mdhub.kafka.config import consumer_config
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.serde.generate import fullname
-from mdhub.serde.mapping import golden_from_avro, golden_to_json
+from mdhub.serde.mapping import change_event_from_avro, golden_from_avro, golden_to_json
 from mdhub.settings import Settings
 
-__all__ = ["Projector", "RebuildProgress", "rebuild_views", "view_of"]
+__all__ = ["Projector", "RebuildProgress", "history_entry_of", "rebuild_views", "view_of"]
 
 log = logging.getLogger("mdhub.projector")
 
@@ -47,40 +49,76 @@ def view_of(codec: AvroCodec, value: bytes) -> GoldenView:
     )
 
 
+def history_entry_of(codec: AvroCodec, value: bytes) -> HistoryEntry:
+    """Turn an encoded change event into the history entry to store."""
+    return history_entry(change_event_from_avro(codec.decode(value)))
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Decoded messages of one poll, per entity."""
+
+    views: dict[str, list[GoldenView]]
+    history: dict[str, list[HistoryEntry]]
+
+    def apply(self, cache: GoldenCache) -> tuple[int, int]:
+        """Write the batch; return (golden views applied, history entries added)."""
+        golden = sum(cache.apply_golden(entity, views) for entity, views in self.views.items())
+        history = sum(
+            cache.apply_history(entity, entries) for entity, entries in self.history.items()
+        )
+        return golden, history
+
+
 class _Decoder:
     def __init__(
         self, settings: Settings, entities: Sequence[EntityModel], catalog: SchemaCatalog
     ) -> None:
-        self.by_topic: dict[str, tuple[str, AvroCodec]] = {
-            topic_name(settings.namespace, e.name, Stage.GOLDEN): (
-                e.name,
-                catalog.codec(fullname(e.name, "GoldenRecord")),
-            )
+        ns = settings.namespace
+        self.golden: dict[str, AvroCodec] = {
+            topic_name(ns, e.name, Stage.GOLDEN): catalog.codec(fullname(e.name, "GoldenRecord"))
             for e in entities
         }
+        self.changes: dict[str, AvroCodec] = {
+            topic_name(ns, e.name, Stage.CHANGES): catalog.codec(fullname(e.name, "ChangeEvent"))
+            for e in entities
+        }
+        #: every topic the views are filled from -> its entity
+        self.entity_of: dict[str, str] = {}
+        for e in entities:
+            self.entity_of[topic_name(ns, e.name, Stage.GOLDEN)] = e.name
+            self.entity_of[topic_name(ns, e.name, Stage.CHANGES)] = e.name
 
-    def group(self, messages: Sequence[KafkaMessage]) -> dict[str, list[GoldenView]]:
-        views: dict[str, list[GoldenView]] = defaultdict(list)
+    def group(self, messages: Sequence[KafkaMessage]) -> _Batch:
+        batch = _Batch(defaultdict(list), defaultdict(list))
         for msg in messages:
             value = msg.value()
             if value is None:
                 continue  # tombstone: the retired version before it already dropped the view
-            entity, codec = self.by_topic[str(msg.topic())]
+            topic = str(msg.topic())
+            entity = self.entity_of[topic]
             try:
-                views[entity].append(view_of(codec, value))
-            except DecodeError as exc:
+                if topic in self.golden:
+                    batch.views[entity].append(view_of(self.golden[topic], value))
+                else:
+                    batch.history[entity].append(history_entry_of(self.changes[topic], value))
+            except (DecodeError, ValueError) as exc:
                 log.error(
-                    "skipping undecodable golden record %s[%d]@%d: %s",
+                    "skipping undecodable message %s[%d]@%d: %s",
                     msg.topic(),
                     msg.partition(),
                     msg.offset(),
                     exc,
                 )
-        return views
+        return batch
 
 
 class Projector:
-    """Consume golden topics in the ``<ns>-projector`` group and write the read views."""
+    """Consume golden and changes topics in the ``<ns>-projector`` group; write the read views.
+
+    When an entity's views are gone from Redis (its fill marker is missing after a flush or an
+    empty restart), both of its topics are read again from offset 0.
+    """
 
     def __init__(
         self,
@@ -99,11 +137,8 @@ class Projector:
     def _lost(self) -> set[str]:
         """Topics whose entity's views are gone (Redis flushed or restarted empty)."""
         try:
-            return {
-                t
-                for t, (entity, _) in self.decoder.by_topic.items()
-                if not self.cache.filled(entity)
-            }
+            gone = {e for e in set(self.decoder.entity_of.values()) if not self.cache.filled(e)}
+            return {t for t, entity in self.decoder.entity_of.items() if entity in gone}
         except RedisUnavailableError:
             return set()  # the next batch waits for Redis; the check runs again later
 
@@ -128,8 +163,8 @@ class Projector:
         self._mark(lost)
 
     def _mark(self, topics: set[str]) -> None:
-        for topic in topics:
-            self.cache.mark_filled(self.decoder.by_topic[topic][0])
+        for entity in sorted({self.decoder.entity_of[topic] for topic in topics}):
+            self.cache.mark_filled(entity)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
@@ -140,7 +175,7 @@ class Projector:
         consumer = Consumer(
             consumer_config(self.settings.kafka, group_name(self.settings.namespace, "projector"))
         )
-        consumer.subscribe(list(self.decoder.by_topic), on_assign=self._on_assign)
+        consumer.subscribe(list(self.decoder.entity_of), on_assign=self._on_assign)
         backoff = 0.2
         next_check = time.monotonic() + MARKER_CHECK_S
         try:
@@ -152,10 +187,7 @@ class Projector:
                 if not messages:
                     continue
                 try:
-                    applied = sum(
-                        self.cache.apply_golden(entity, views)
-                        for entity, views in self.decoder.group(messages).items()
-                    )
+                    golden, history = self.decoder.group(messages).apply(self.cache)
                 except RedisUnavailableError as exc:
                     log.warning("Redis unavailable, retrying in %.1fs: %s", backoff, exc)
                     _rewind(consumer, messages)
@@ -164,6 +196,7 @@ class Projector:
                     continue
                 backoff = 0.2
                 _store(consumer, messages)
+                applied = golden + history
                 self.applied += applied
                 self.consumed += len(messages)
                 if on_batch is not None:
@@ -197,11 +230,19 @@ def _store(consumer: Consumer, messages: Sequence[KafkaMessage]) -> None:
 
 @dataclass(slots=True)
 class RebuildProgress:
-    """Progress of a rebuild: messages read of the total, and views written."""
+    """Progress of a rebuild: messages read of the total (golden and changes topics), and writes.
+
+    Attributes:
+        read: messages read so far.
+        total: messages to read (from the low to the high watermark of every partition).
+        applied: golden views written.
+        history: history entries written.
+    """
 
     read: int = 0
     total: int = 0
     applied: int = 0
+    history: int = 0
 
 
 def rebuild_views(
@@ -213,7 +254,9 @@ def rebuild_views(
     *,
     clear: bool = True,
 ) -> RebuildProgress:
-    """Restore every view of ``entities`` from their golden topics (offset 0 to the current end).
+    """Restore every view of ``entities`` from their golden and changes topics.
+
+    Each partition is read from its start to the end it had when the rebuild began.
 
     Raises:
         KafkaUnavailableError: Kafka cannot be reached.
@@ -232,7 +275,7 @@ def rebuild_views(
         ends: dict[tuple[str, int], int] = {}
         try:
             meta = consumer.list_topics(timeout=settings.kafka.request_timeout_s)
-            for topic in decoder.by_topic:
+            for topic in decoder.entity_of:
                 if topic not in meta.topics:
                     continue
                 for partition in meta.topics[topic].partitions:
@@ -262,11 +305,14 @@ def rebuild_views(
             messages = [m for m in consumer.consume(BATCH, timeout=0.5) if m.error() is None]
             if not messages:
                 if time.monotonic() > idle_deadline:
-                    raise KafkaUnavailableError("no progress reading golden topics for 60s")
+                    raise KafkaUnavailableError(
+                        "no progress reading the golden and changes topics for 60s"
+                    )
                 continue
             idle_deadline = time.monotonic() + 60
-            for entity_name, views in decoder.group(messages).items():
-                progress.applied += cache.apply_golden(entity_name, views)
+            golden, history = decoder.group(messages).apply(cache)
+            progress.applied += golden
+            progress.history += history
             progress.read += len(messages)
             for m in messages:
                 key = _coords(m)

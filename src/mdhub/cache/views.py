@@ -1,8 +1,8 @@
 """Golden-record read views in Redis, written with a compare-and-set on version.
 
-The views are disposable: they are filled from the golden topic only, and a flushed Redis is
-rebuilt from it. Every write is guarded by the golden record's version, so a replay, a duplicate or
-an older version arriving late changes nothing.
+The views are disposable: they are filled from the golden and changes topics only, and a flushed
+Redis is rebuilt from them. Every write is guarded by the golden record's version, so a replay, a
+duplicate or an older version arriving late changes nothing.
 
 Key layout (every name comes from :func:`mdhub.naming.redis_key`)::
 
@@ -12,6 +12,10 @@ Key layout (every name comes from :func:`mdhub.naming.redis_key`)::
                                                       scored by claim order; the highest answers
     <ns>:<entity>:meta:live                     set   golden ids whose doc is present (count)
     <ns>:<entity>:meta:claimseq                 int   claim-order counter
+    <ns>:<entity>:meta:filled                   str   set when a fill from offset 0 began
+    <ns>:<entity>:history:<golden_id>           zset  one member per version: the change event
+                                                      as JSON (:mod:`mdhub.cache.history`),
+                                                      scored by version; written once per version
 
 An xref is a sorted set rather than a plain string so that the view converges whatever order the
 golden records are replayed in: when a source record moves from golden A to golden B and a stale
@@ -32,6 +36,7 @@ import redis.exceptions as rexc
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from mdhub.cache.history import HistoryEntry, fold_history
 from mdhub.errors import ConfigError, MdhubError, RedisUnavailableError
 from mdhub.naming import redis_key
 
@@ -41,6 +46,7 @@ __all__ = ["GoldenCache", "GoldenView", "RedisGoldenCache"]
 DEFAULT_BATCH_SIZE: Final = 500
 
 _GOLDEN: Final = "golden"
+_HISTORY: Final = "history"
 _XREF: Final = "xref"
 _META: Final = "meta"
 _LIVE: Final = "live"
@@ -103,6 +109,23 @@ class GoldenCache(Protocol):
         """Return the golden id the source record contributes to, or ``None``."""
         ...
 
+    def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
+        """Add the entries whose version is not in the record's history yet; return how many were."""
+        ...
+
+    def get_history(
+        self, entity: str, golden_id: str, *, limit: int, before_version: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` change events of a golden record, newest first.
+
+        Only versions below ``before_version`` are returned when it is given (paging).
+        """
+        ...
+
+    def get_version(self, entity: str, golden_id: str, version: int) -> dict[str, Any] | None:
+        """Return the golden record as it was at ``version`` (see :func:`fold_history`)."""
+        ...
+
     def ping(self) -> None:
         """Return when the store answers; raise ``RedisUnavailableError`` otherwise."""
         ...
@@ -163,6 +186,24 @@ end
 return 1
 """
 
+# KEYS[1] history zset; ARGV[1] version, ARGV[2] event JSON, ARGV[3] "1" for an erasure. The
+# changes topic may carry a version more than once (at-least-once re-delivery, replays); the first
+# event stored for it is kept. An erasure replaces the whole history with the fact of the erasure,
+# and older events replayed after it are not added back.
+_HISTORY_LUA: Final = """
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if top[1] and tonumber(top[2]) >= tonumber(ARGV[1]) and string.find(top[1], '"status":"erased"', 1, true) then
+  return 0
+end
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Failures that mean "Redis cannot serve us right now": retry later.
 _UNAVAILABLE: Final = (
     rexc.ConnectionError,  # includes BusyLoadingError, AuthenticationError, MaxConnectionsError
@@ -199,6 +240,10 @@ def _describe(client: redis.Redis) -> str:
     return f"{scheme}://{host}:{kwargs.get('port', 6379)}/{db}"
 
 
+def _erasure(entry: HistoryEntry) -> str:
+    return "1" if entry.event.get("status") == "erased" else "0"
+
+
 class RedisGoldenCache:
     """:class:`GoldenCache` on Redis: version-guarded writes through one Lua script, pipelined.
 
@@ -220,6 +265,7 @@ class RedisGoldenCache:
         # register_script only hashes the source; the pipeline loads it on first use and again
         # after a Redis restart or SCRIPT FLUSH.
         self._apply = client.register_script(_APPLY_LUA)
+        self._add_history = client.register_script(_HISTORY_LUA)
 
     @classmethod
     def from_url(cls, url: str, namespace: str, socket_timeout_s: float = 2.0) -> RedisGoldenCache:
@@ -327,6 +373,66 @@ class RedisGoldenCache:
                 self._client.zrange(self._key(entity, _XREF, source, source_key), 0, 0, desc=True),
             )
         return _text(found[0]) if found else None
+
+    def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
+        """Add the entries whose version is not in the record's history yet; return how many were.
+
+        Entries are sent in pipelines of ``batch_size``. A version already in the history is left
+        as it is, so re-delivered and replayed events change nothing.
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached; entries of earlier batches stay added.
+            ValueError: an event is not JSON-able.
+        """
+        applied = 0
+        for start in range(0, len(entries), self._batch_size):
+            batch = entries[start : start + self._batch_size]
+            pipe = self._client.pipeline(transaction=False)
+            for entry in batch:
+                self._add_history(
+                    keys=[self._key(entity, _HISTORY, entry.golden_id)],
+                    args=[entry.version, encode_doc(entry.event), _erasure(entry)],
+                    client=pipe,
+                )
+            with self._translated("writing history entries"):
+                results = pipe.execute()
+            applied += sum(int(result) for result in results)
+        return applied
+
+    def get_history(
+        self, entity: str, golden_id: str, *, limit: int, before_version: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` change events of a golden record, newest first.
+
+        Only versions below ``before_version`` are returned when it is given (paging).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        top = "+inf" if before_version is None else f"({before_version}"
+        with self._translated("reading a history"):
+            raw = cast(
+                list[bytes | str],
+                self._client.zrevrangebyscore(
+                    self._key(entity, _HISTORY, golden_id), top, "-inf", start=0, num=limit
+                ),
+            )
+        return [cast(dict[str, Any], json.loads(item)) for item in raw]
+
+    def get_version(self, entity: str, golden_id: str, version: int) -> dict[str, Any] | None:
+        """Return the golden record as it was at ``version`` (see :func:`fold_history`).
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached.
+            MdhubError: the history misses a version before ``version``.
+        """
+        if version < 1:
+            return None
+        with self._translated("reading a history"):
+            raw = cast(
+                list[bytes | str],
+                self._client.zrangebyscore(self._key(entity, _HISTORY, golden_id), "-inf", version),
+            )
+        return fold_history((json.loads(item) for item in raw), version)
 
     def ping(self) -> None:
         """Return when Redis answers; raise ``RedisUnavailableError`` otherwise."""

@@ -24,7 +24,9 @@ class Context:
     """Settings plus the lazily loaded model and schema catalog."""
 
     settings: Settings
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    console: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
 
     @cached_property
     def model(self) -> HubModel:

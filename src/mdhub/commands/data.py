@@ -86,9 +86,10 @@ def register(sub: Any) -> None:
     cache_sub = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
     rebuild = cache_sub.add_parser(
         "rebuild",
-        help="restore every read view from the golden topics",
+        help="restore every read view from the golden and changes topics",
         description="Clear the views of the entity (or all entities) and rebuild them from the "
-        "compacted golden topic, from offset 0 to its current end, with progress.",
+        "compacted golden topic (golden records, xrefs) and the changes topic (history), from "
+        "offset 0 to their current end, with progress.",
     )
     rebuild.add_argument("--entity", help="only this entity type")
     rebuild.set_defaults(handler=run_cache_rebuild)
@@ -278,6 +279,8 @@ def run_cache_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         result = rebuild_views(settings, entities, ctx.catalog, cache, show)
     counts = ", ".join(f"{e.name}: {cache.count(e.name)}" for e in entities)
     ctx.console.print(
-        f"rebuilt from {result.read} golden message(s), {result.applied} view write(s); live golden records: {counts}"
+        f"rebuilt from {result.read} message(s) of the golden and changes topics: "
+        f"{result.applied} golden view write(s), {result.history} history entries; "
+        f"live golden records: {counts}"
     )
     return 0

@@ -31,9 +31,10 @@ def register(sub: Any) -> None:
     worker.set_defaults(handler=run_worker)
     project = sub.add_parser(
         "project",
-        help="project golden topics into the Redis read views",
-        description="Consume the golden topics (group <namespace>-projector) and keep the Redis "
-        "views current with version-guarded writes. Stop with Ctrl-C or SIGTERM.",
+        help="project golden and changes topics into the Redis read views",
+        description="Consume the golden and changes topics (group <namespace>-projector) and keep "
+        "the Redis views (golden records, xrefs, history) current with version-guarded writes. "
+        "Stop with Ctrl-C or SIGTERM.",
     )
     project.set_defaults(handler=run_project)
 
