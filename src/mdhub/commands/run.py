@@ -240,7 +240,11 @@ def _wait_for_views(ctx: Context, children: list[_Child]) -> None:
         (group_name(ns, "worker"), [topic_name(ns, e, Stage.SOURCE) for e in ctx.model.entities]),
         (
             group_name(ns, "projector"),
-            [topic_name(ns, e, Stage.GOLDEN) for e in ctx.model.entities],
+            [
+                topic_name(ns, e, s)
+                for e in ctx.model.entities
+                for s in (Stage.GOLDEN, Stage.CHANGES)
+            ],
         ),
     ]
     deadline = time.monotonic() + 180
