@@ -15,7 +15,11 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import cast
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from mdhub.domain.identity import golden_id_for
 from mdhub.domain.model import EntityModel
@@ -60,10 +64,6 @@ PLACES = (
     ("SE", "Stockholm", "111 57"), ("PT", "Lisboa", "1100-048"), ("AT", "Wien", "1010"),
     ("GB", "London", "WC2B 4AB"), ("BE", "Bruxelles", "1000"), ("CZ", "Praha", "110 00"),
 )  # fmt: skip
-DIAL = {
-    "DE": "+49", "FR": "+33", "IT": "+39", "ES": "+34", "NL": "+31", "DK": "+45", "PL": "+48",
-    "SE": "+46", "PT": "+351", "AT": "+43", "GB": "+44", "BE": "+32", "CZ": "+420",
-}  # fmt: skip
 DOMAINS = ("example.com", "mail.example.org", "post.example.net", "inbox.example.eu")
 TIERS = ("bronze", "silver", "gold", "platinum")
 TAGS = (
@@ -128,8 +128,26 @@ def _email(first: str, last: str, revision: int, rng: random.Random) -> str:
     return f"{_ascii(first)}.{_ascii(last)}.{revision}@{rng.choice(DOMAINS)}"
 
 
+@lru_cache(maxsize=64)
+def _mobile_pattern(country: str) -> tuple[int, str]:
+    """A country's calling code and the national number of an example mobile phone."""
+    example = phonenumbers.example_number_for_type(country, PhoneNumberType.MOBILE)
+    if example is None or example.country_code is None:
+        raise ValueError(f"phonenumbers has no example mobile number for {country}")
+    return example.country_code, phonenumbers.national_significant_number(example)
+
+
 def _phone(country: str, rng: random.Random) -> str:
-    return f"{DIAL[country]} {rng.randint(100, 999)} {rng.randint(1000000, 9999999)}"
+    """A valid mobile number of ``country`` in international format (the hub checks them)."""
+    code, national = _mobile_pattern(country)
+    for _ in range(10):
+        digits = national[:-5] + f"{rng.randrange(100_000):05d}"
+        number = phonenumbers.parse(f"+{code}{digits}")
+        if phonenumbers.is_valid_number(number):
+            break
+    else:
+        number = phonenumbers.parse(f"+{code}{national}")
+    return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
 
 
 def _street(rng: random.Random) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from mdhub.errors import StackError
 from mdhub.settings import KafkaSettings, RedisSettings, Settings, StackSettings, WorkerSettings
 from mdhub.stack import stack_down, stack_status, stack_up
 
@@ -90,8 +91,18 @@ class LocalStack:
     def up(self) -> tuple[str, str]:
         """Start the stack (a running one is reused); return ``(bootstrap, redis_url)``."""
         self.started = not stack_status(self.settings).ready
-        status = stack_up(self.settings, self.report)
-        return status.bootstrap_servers, status.redis_url
+        for attempt in range(4):
+            try:
+                status = stack_up(self.settings, self.report)
+                return status.bootstrap_servers, status.redis_url
+            except StackError as exc:
+                # The default ports lie in Linux's ephemeral range: a client connection of another
+                # process may hold one for a moment. Anything else is a real failure.
+                if "already in use" not in str(exc) or attempt == 3:
+                    raise
+                self.report(f"{exc}; trying again in 5 s")
+                time.sleep(5)
+        raise AssertionError("unreachable")
 
     def down(self) -> None:
         """Stop the stack if :meth:`up` started it (one found running is left running)."""

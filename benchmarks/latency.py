@@ -224,8 +224,9 @@ def _golden_times(
                 position = keys.get(msg.key() or b"")
                 if position is not None and times[position] is None:
                     times[position] = msg.timestamp()[1] / 1000
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    left.discard(msg.partition())
+                partition, offset = msg.partition(), msg.offset()
+                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                    left.discard(partition)
     finally:
         consumer.close()
     return times

@@ -40,8 +40,8 @@ with it; nothing is edited by hand. The raw figures of the last run are in
 
 {_HISTORY}
 
-| date (UTC) | machine | changes | B0 rec/s | hub rec/s | hub/B0 | latency rate | p50 ms | p95 ms | p99 ms | max ms | checks |
-| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| date (UTC) | machine | load at start | hub code | changes | B0 rec/s | hub rec/s | hub/B0 | latency rate | p50 ms | p95 ms | p99 ms | max ms | checks |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 """
 
 _PROBLEM = re.compile(r"\b(ERROR|CRITICAL|Traceback|WARNING|Exception)\b")
@@ -235,6 +235,8 @@ def _history_row(results: dict[str, Any]) -> str:
     check = _get(results, "hub", "verification")
     return (
         f"| {results['date']} | {m['nproc']} CPU {m['cpu_model']} | "
+        f"{results['load_average']['start'].split()[0]} | "
+        f"{_get(results, 'hub_source', 'sha256') or '-'} | "
         f"{results['parameters']['records']:,} | {_num(_get(results, 'b0', 'rate'))} | "
         f"{_num(_get(results, 'hub', 'rate'))} | {_num(_get(results, 'hub', 'ratio_to_b0'), 3)} | "
         f"{_num(_get(results, 'latency', 'target_rate'))} | "

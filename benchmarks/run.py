@@ -475,6 +475,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"[bold red]clean-up failed:[/] {exc}")
             code = code or 1
     results["load_average"]["end"] = " ".join(f"{x:.2f}" for x in load_average())
+    busy = float(results["load_average"]["start"].split()[0])
+    if busy > 0.5 * len(os.sched_getaffinity(0)):
+        results["notes"].append(
+            f"the machine was already busy when the benchmark started (load average {busy:.2f} "
+            f"on {len(os.sched_getaffinity(0))} CPUs): other processes competed with every phase, "
+            "so the figures are lower and noisier than on an idle machine"
+        )
     results["duration_s"] = time.perf_counter() - started
     results["exit_code"] = code
     write_json(OUT / "last.json", results)

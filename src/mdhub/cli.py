@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every sub-command."""
     from mdhub.api import commands as api_commands
     from mdhub.commands import core, data, processes, reconcile, run, steward
+    from mdhub.commands import lag as lag_command
     from mdhub.stack import commands as stack_commands
 
     parser = argparse.ArgumentParser(
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_commands.register(sub)
     data.register(sub)
     reconcile.register(sub)
+    lag_command.register(sub)
     steward.register(sub)
     return parser
 

@@ -98,6 +98,11 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # the defaults of mdhub.ops.monitor: several commit intervals of a typical consumer
+    lag_window_s: float = Field(
+        default=60.0, gt=0, description="window of the consumer-lag status (/metrics, /dashboard)"
+    )
+    lag_interval_s: float = Field(default=5.0, gt=0, description="seconds between two lag polls")
 
 
 class Settings(BaseSettings):

@@ -9,18 +9,20 @@ runs in its threadpool instead of on the event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from http import HTTPStatus
 from typing import Annotated, Any, Final
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mdhub.cache.views import GoldenCache
 from mdhub.errors import MdhubError, RedisUnavailableError
+from mdhub.ops.monitor import LagMonitor
 
 __all__ = [
     "PROBLEM_JSON",
@@ -170,6 +172,8 @@ def create_app(
     *,
     title: str = "mdhub",
     retry_after_s: int = 5,
+    ops: LagMonitor | None = None,
+    worker_check: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the read API over ``cache`` for the entity types in ``entities``.
 
@@ -178,6 +182,8 @@ def create_app(
         entities: the entity types of the model; any other answers 404.
         title: the OpenAPI title.
         retry_after_s: the ``Retry-After`` sent with a 503.
+        ops: the consumer-lag monitor; with it the app serves ``/metrics`` and ``/readyz`` also
+            checks Kafka (see :func:`_mount_ops`).
     """
     known = frozenset(entities)
     known_list = sorted(known)
@@ -365,11 +371,86 @@ def create_app(
     @app.get(
         "/readyz",
         tags=[_TAG_HEALTH],
-        summary="Readiness: Redis answers",
+        summary="Readiness: Redis answers (and Kafka, when the app monitors lag)",
         responses=_problem_responses(503),
     )
-    def readyz() -> dict[str, str]:
-        cache.ping()
-        return {"status": "ready"}
+    def readyz() -> dict[str, Any]:
+        if ops is None:
+            cache.ping()
+            return {"status": "ready"}
+        return _readiness(cache, ops, retry_after_s, worker_check)
 
+    if ops is not None:
+        _mount_ops(app, ops)
     return app
+
+
+# -- operations: /metrics and Kafka readiness (consumer-lag monitor) ----------------------------
+
+_TAG_OPS: Final = "operations"
+#: How long the first scrape after start waits for the first offset poll.
+_FIRST_SAMPLE_WAIT_S: Final = 5.0
+
+
+def _readiness(
+    cache: GoldenCache,
+    ops: LagMonitor,
+    retry_after_s: int,
+    worker_check: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Check Redis, Kafka and (when given) the stream workers; a 503 problem names what is down."""
+    checks: dict[str, str] = {}
+    try:
+        cache.ping()
+        checks["redis"] = "ok"
+    except RedisUnavailableError as exc:
+        checks["redis"] = str(exc)
+    try:
+        ops.check_kafka()
+        checks["kafka"] = "ok"
+    except MdhubError as exc:
+        checks["kafka"] = str(exc)
+    if worker_check is not None and checks["kafka"] == "ok":
+        try:
+            worker_check()
+            checks["worker"] = "ok"
+        except MdhubError as exc:
+            checks["worker"] = str(exc)
+    down = [name for name, state in checks.items() if state != "ok"]
+    if not down:
+        return {"status": "ready", "checks": checks}
+    names = {"redis": "Redis", "kafka": "Kafka", "worker": "stream worker"}
+    title = " and ".join(names[d] for d in down) + " unavailable"
+    raise _ProblemError(
+        503,
+        f"{down[0]}-unavailable" if len(down) == 1 else "unavailable",
+        f"not ready: {'; '.join(f'{names[d]}: {checks[d]}' for d in down)}; "
+        f"retry in {retry_after_s} s",
+        title=title,
+        retryable=True,
+        headers={"Retry-After": str(retry_after_s)},
+        down=down,
+        checks=checks,
+    )
+
+
+def _mount_ops(app: FastAPI, ops: LagMonitor) -> None:
+    """Serve ``GET /metrics``: consumer lag and status in Prometheus' text format.
+
+    The monitor samples in its own thread (started here if the composition root has not), so a
+    scrape reads its latest report and never waits on Kafka, except the very first one, which
+    waits a few seconds for the first poll.
+    """
+
+    @app.get(
+        "/metrics",
+        tags=[_TAG_OPS],
+        summary="Prometheus metrics: consumer lag, status and rates per group and partition",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "metrics"}},
+    )
+    def metrics() -> Response:
+        if not ops.running:
+            ops.start()
+        ops.wait_for_sample(_FIRST_SAMPLE_WAIT_S)
+        return Response(generate_latest(ops.registry), media_type=CONTENT_TYPE_LATEST)

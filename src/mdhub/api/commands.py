@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "api",
         help="serve the REST read API",
         description=(
-            "Serve golden records and cross-references from the Redis read views. "
-            "A Redis that is down does not stop the API: it answers 503 until Redis is back."
+            "Serve golden records and cross-references from the Redis read views, and consumer "
+            "lag as Prometheus metrics on /metrics and a live dashboard on /dashboard. A Redis "
+            "that is down does not stop the API: it answers 503 until Redis is back; /readyz "
+            "checks Redis and Kafka."
         ),
     )
     parser.add_argument(
@@ -55,8 +57,11 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from mdhub.api.app import create_app
+    from mdhub.api.dashboard import DashboardSampler, create_dashboard_router
     from mdhub.cache.views import RedisGoldenCache
+    from mdhub.kafka.lag import check_worker
     from mdhub.modelfile import load_model
+    from mdhub.ops.monitor import LagMonitor
 
     hub = load_model(settings.model_file)
     host: str = args.host if args.host is not None else settings.api.host
@@ -64,15 +69,39 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
     cache = RedisGoldenCache.from_url(
         settings.redis.url, settings.namespace, settings.redis.socket_timeout_s
     )
+    # consumer lag for /metrics, sampled in a background thread from start-up on
+    monitor = LagMonitor.for_kafka(
+        settings.kafka,
+        settings.namespace,
+        window_s=settings.api.lag_window_s,
+        interval_s=settings.api.lag_interval_s,
+    )
+    monitor.start()
+    # the dashboard's stage-topic rates, Kafka and Redis health and lag history (its own thread)
+    sampler = DashboardSampler.for_hub(
+        settings.kafka, settings.namespace, hub.entities.keys(), cache.ping, read_lag=monitor.report
+    )
+    sampler.start()
     try:
         try:
             cache.ping()
         except RedisUnavailableError as exc:
             print(f"warning: {exc}; the API answers 503 until it is back", file=sys.stderr)
-        app = create_app(cache, hub.entities.keys())
+        app = create_app(
+            cache,
+            hub.entities.keys(),
+            ops=monitor,
+            worker_check=lambda: check_worker(settings.kafka, settings.namespace),
+        )
+        app.include_router(create_dashboard_router(sampler, monitor))
         url = _url(host, port)
-        print(f"mdhub API starting on {url} (docs: {url}/docs)", flush=True)
+        print(
+            f"mdhub API starting on {url} (docs: {url}/docs, dashboard: {url}/dashboard)",
+            flush=True,
+        )
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        sampler.stop()
+        monitor.stop()
         cache.close()
     return 0

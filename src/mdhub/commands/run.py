@@ -15,7 +15,7 @@ from typing import IO, Any
 from rich.markup import escape
 
 from mdhub.commands.context import Context
-from mdhub.errors import MdhubError, StackError
+from mdhub.errors import KafkaUnavailableError, MdhubError, StackError
 from mdhub.kafka.admin import ensure_topics
 from mdhub.naming import Stage, topic_name
 from mdhub.settings import Settings, load_settings
@@ -162,6 +162,7 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
         api = f"http://{settings.api.host}:{settings.api.port}"
         console.rule("mdhub is running")
         console.print(f"API            {api}   (OpenAPI docs: {api}/docs)", soft_wrap=True)
+        console.print(f"Dashboard      {api}/dashboard   (lag, throughput, health)", soft_wrap=True)
         console.print(f"Kafka          {status.bootstrap_servers}    Redis {status.redis_url}")
         shown = 0
         for entity, source, key, golden_id in examples:
@@ -253,9 +254,14 @@ def _wait_for_views(ctx: Context, children: list[_Child]) -> None:
     ) as status:
         while time.monotonic() < deadline:
             _check_alive(children)
-            lags = {
-                group: sum(group_lag(kafka, group, topics).values()) for group, topics in stages
-            }
+            try:
+                lags = {
+                    group: sum(group_lag(kafka, group, topics).values()) for group, topics in stages
+                }
+            except KafkaUnavailableError as exc:  # a busy broker may time out: ask again
+                status.update(f"waiting: {exc}")
+                time.sleep(1.0)
+                continue
             if not any(lags.values()):
                 return
             status.update("waiting: " + ", ".join(f"{g} lag {n}" for g, n in lags.items()))

@@ -51,6 +51,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def _standardize_value(value: Value) -> Value | None:
     if isinstance(value, str):
+        if "  " not in value and value.isprintable() and value == value.strip():
+            return value or None  # the common case: nothing to collapse or trim
         cleaned = _SPACES.sub(" ", value).strip()
         return cleaned or None
     if isinstance(value, tuple):

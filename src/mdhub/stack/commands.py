@@ -147,8 +147,9 @@ def _row(server: ServerStatus) -> list[str | Text]:
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     status = stack_status(settings.stack)
+    worker = _worker_state(settings, status.bootstrap_servers) if status.kafka.reachable else None
     if args.json:
-        print(json.dumps(status.to_dict(), indent=2))
+        print(json.dumps({**status.to_dict(), "worker": worker}, indent=2))
     else:
         table = Table(title=f"mdhub stack ({settings.stack.state_dir.resolve()})")
         for column in ("server", "state", "pid", "address", "reachable", "detail"):
@@ -156,4 +157,25 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row(*_row(status.kafka))
         table.add_row(*_row(status.redis))
         Console().print(table)
+        if worker is not None:
+            Console().print(
+                f"stream workers (group {worker['group']}): {worker['state']}, "
+                f"{worker['members']} member(s), {worker['assigned_partitions']} partition(s) assigned"
+            )
     return 0 if status.ready else 1
+
+
+def _worker_state(settings: Settings, bootstrap: str) -> dict[str, object] | None:
+    """The hub's worker group as the readiness check sees it (None when it cannot be read)."""
+    from mdhub.errors import MdhubError
+    from mdhub.kafka.lag import group_assignment
+    from mdhub.naming import group_name
+    from mdhub.settings import KafkaSettings
+
+    group = group_name(settings.namespace, "worker")
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, request_timeout_s=5)
+    try:
+        state, members, assigned = group_assignment(kafka, group, None)
+    except MdhubError:
+        return None
+    return {"group": group, "state": state, "members": members, "assigned_partitions": assigned}
