@@ -12,7 +12,9 @@ Every error the hub raises derives from :class:`MdhubError`, so a caller can cat
     │   ├── KafkaUnavailableError
     │   └── RedisUnavailableError
     ├── StackError                  the local Kafka/Redis stack could not be set up or started
-    └── PublishError                records could not be delivered to Kafka
+    ├── PublishError                records could not be delivered to Kafka
+    └── ValidationError             a record breaks the entity model or the Avro contract;
+                                    nothing was sent (every problem is listed)
 
 Library exceptions (``KafkaException``, ``redis.RedisError``...) are translated into these at the
 adapter edge and never escape it.
@@ -20,7 +22,13 @@ adapter edge and never escape it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from mdhub.domain.errors import ConfigError, MdhubError, ModelError
+
+if TYPE_CHECKING:
+    from mdhub.domain.records import Reason
 
 __all__ = [
     "ConfigError",
@@ -34,6 +42,7 @@ __all__ = [
     "StackError",
     "UnavailableError",
     "UnknownFingerprintError",
+    "ValidationError",
 ]
 
 
@@ -75,3 +84,16 @@ class StackError(MdhubError):
 
 class PublishError(MdhubError):
     """Records could not be delivered to Kafka."""
+
+
+class ValidationError(MdhubError):
+    """A record breaks the entity model or the Avro contract, so it was not sent.
+
+    Attributes:
+        reasons: every problem found (not just the first), each with the stable reason code of the
+            rejected topic, a readable message and the attribute it concerns (if any).
+    """
+
+    def __init__(self, message: str, reasons: Sequence[Reason] = ()) -> None:
+        super().__init__(message)
+        self.reasons: tuple[Reason, ...] = tuple(reasons)

@@ -9,19 +9,19 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mdhub.commands.context import Context
-from mdhub.errors import ConfigError, KafkaUnavailableError, MdhubError, PublishError
-from mdhub.kafka.config import consumer_config
-from mdhub.kafka.producer import HubProducer
-from mdhub.naming import Stage, group_name, topic_name
-from mdhub.publishing import parse_records, read_file
+from mdhub.domain.model import EntityModel
+from mdhub.domain.records import ChangeEvent, GoldenRecord
+from mdhub.errors import ConfigError, PublishError, ValidationError
+from mdhub.publishing import LineError, ParsedFile, parse_records, read_file
+from mdhub.serde.catalog import AvroCodec
 from mdhub.serde.generate import fullname
+from mdhub.serde.mapping import change_event_to_avro, golden_to_avro
 from mdhub.settings import Settings
 
 __all__ = ["register", "to_json"]
@@ -44,6 +44,13 @@ def register(sub: Any) -> None:
         "--format", choices=["jsonl", "csv"], help="override the format guessed from the suffix"
     )
     publish.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
+    publish.add_argument(
+        "--check-rules",
+        action="store_true",
+        help="also check the entity model's rules (required, length, pattern, enum, range, "
+        "standardizers) before sending, as the Python SDK does; by default records that break "
+        "them are sent and the hub rejects them with reasons on the rejected topic",
+    )
     publish.set_defaults(handler=run_publish)
 
     tail = sub.add_parser(
@@ -103,6 +110,8 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"{args.file}: no such file")
     codec = ctx.catalog.codec(fullname(entity.name, "CandidateChange"))
     parsed = parse_records(entity, args.source, read_file(args.file, args.format), codec)
+    if args.check_rules and not parsed.errors:
+        parsed = ParsedFile(parsed.changes, _rule_problems(entity, parsed, codec))
     if parsed.errors:
         for error in parsed.errors[:50]:
             ctx.console.print(f"[red]{escape(str(args.file))}: {escape(str(error))}[/]")
@@ -117,38 +126,58 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         ctx.console.print(f"{len(parsed.changes)} record(s) are valid; nothing sent (--dry-run)")
         return 0
-    topic = topic_name(settings.namespace, entity.name, Stage.SOURCE)
-    producer = HubProducer(settings.kafka)
-    with Progress(
-        TextColumn("publishing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=ctx.console,
-    ) as progress:
-        task = progress.add_task("publish", total=len(parsed.changes))
-        for i, (_, change, value) in enumerate(parsed.changes, start=1):
-            producer.produce(topic, change.source_ref.encode(), value)
-            if i % 1000 == 0:
-                producer.poll(0)
-                progress.update(task, completed=producer.report.delivered)
-        deadline = time.monotonic() + settings.kafka.request_timeout_s * 3
-        while producer.flush(0.2) and time.monotonic() < deadline:
-            progress.update(task, completed=producer.report.delivered)
-        progress.update(task, completed=producer.report.delivered)
-    report = producer.report
-    left = producer.flush(0)
+    from mdhub.client import Publisher
+
+    publisher = Publisher(entity.name, args.source, settings=settings)
+    try:
+        with Progress(
+            TextColumn("publishing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=ctx.console,
+        ) as progress:
+            task = progress.add_task("publish", total=len(parsed.changes))
+            # rule violations are the hub's to report (on the rejected topic), as they always
+            # were for files; --check-rules checks them here first, as the SDK does by default
+            for i, (_, change, _) in enumerate(parsed.changes, start=1):
+                publisher.publish_change(change, validate=False)
+                if i % 1000 == 0:
+                    progress.update(task, completed=publisher.stats.delivered)
+            deadline = time.monotonic() + settings.kafka.request_timeout_s * 3
+            while publisher.stats.in_flight and time.monotonic() < deadline:
+                publisher.poll(0.2)
+                progress.update(task, completed=publisher.stats.delivered)
+            progress.update(task, completed=publisher.stats.delivered)
+        stats = publisher.stats
+    finally:
+        publisher.close(0)
     ctx.console.print(
-        f"sent {report.delivered} to {topic}, failed {report.failed}, undelivered {left}"
+        f"sent {stats.delivered} to {publisher.topic}, failed {stats.failed}, "
+        f"undelivered {stats.in_flight}"
     )
-    if report.failed or left:
-        for message in report.errors[:5]:
+    if stats.failed or stats.in_flight:
+        for message in stats.errors[:5]:
             ctx.console.print(f"[red]{escape(message)}[/]")
         raise PublishError(
-            f"{report.failed + left} record(s) not delivered to {settings.kafka.bootstrap_servers}; "
-            "check `mdhub stack status` and publish the file again (re-sent records are harmless)"
+            f"{stats.failed + stats.in_flight} record(s) not delivered to "
+            f"{settings.kafka.bootstrap_servers}; check `mdhub stack status` and publish the file "
+            "again (re-sent records are harmless)"
         )
     return 0
+
+
+def _rule_problems(entity: EntityModel, parsed: ParsedFile, codec: AvroCodec) -> list[LineError]:
+    """Every rule the file's records break, by line (what the SDK checks before sending)."""
+    from mdhub.client._checks import check_change
+
+    errors: list[LineError] = []
+    for line, change, _ in parsed.changes:
+        try:
+            check_change(entity, change, codec)
+        except ValidationError as exc:
+            errors.extend(LineError(line, f"{r.message} [{r.code}]") for r in exc.reasons)
+    return errors
 
 
 def to_json(value: Any) -> Any:
@@ -166,64 +195,68 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def _as_avro(entity: EntityModel, record: Any) -> dict[str, Any]:
+    """A subscriber's record as its Avro record (what ``tail`` prints)."""
+    if isinstance(record, GoldenRecord):
+        return golden_to_avro(entity, record)
+    if isinstance(record, ChangeEvent):
+        return change_event_to_avro(entity, record)
+    from mdhub.client import Rejection
+
+    assert isinstance(record, Rejection)
+    return {
+        "entity": record.entity,
+        "stage": record.stage,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key,
+        "value": record.value,
+        "change_id": record.change_id,
+        "source": record.source,
+        "source_key": record.source_key,
+        "reasons": [
+            {"code": r.code, "message": r.message, "attribute": r.attribute} for r in record.reasons
+        ],
+        "rejected_at": record.rejected_at,
+    }
+
+
 def run_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print decoded records as JSON lines."""
+    from mdhub.client import Subscriber
+
     ctx = Context(settings)
     entity = ctx.entity(args.entity)
-    if args.changes:
-        stage, codec = Stage.CHANGES, ctx.catalog.codec(fullname(entity.name, "ChangeEvent"))
-    elif args.rejected:
-        stage, codec = Stage.REJECTED, ctx.catalog.codec("mdhub.common.RejectedRecord")
-    else:
-        stage, codec = Stage.GOLDEN, ctx.catalog.codec(fullname(entity.name, "GoldenRecord"))
-    topic = topic_name(settings.namespace, entity.name, stage)
-    conf = consumer_config(
-        settings.kafka, group_name(settings.namespace, "tail"), **{"enable.auto.commit": False}
+    kind: Literal["golden", "changes", "rejected"] = (
+        "changes" if args.changes else "rejected" if args.rejected else "golden"
     )
-    consumer = Consumer(conf)
-    try:
-        try:
-            meta = consumer.list_topics(topic, timeout=settings.kafka.request_timeout_s)
-        except KafkaException as exc:
-            raise KafkaUnavailableError(
-                f"Kafka at {settings.kafka.bootstrap_servers}: {exc}"
-            ) from exc
-        info = meta.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            raise ConfigError(f"topic {topic} does not exist; run `mdhub topics ensure`")
-        start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in info.partitions])
-        ctx.console.print(f"tailing {topic} (Ctrl-C to stop)")
-        seen = 0
-        last = time.monotonic()
-        while args.max is None or seen < args.max:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                if args.idle_timeout is not None and time.monotonic() - last > args.idle_timeout:
-                    break
-                continue
-            last = time.monotonic()
-            raw_key = msg.key()
-            key = raw_key.decode("utf-8", "replace") if raw_key else None
+    # no consumer group: every partition, from the start or the end, nothing committed
+    with Subscriber(
+        entity.name, None, topic=kind, from_beginning=args.from_beginning, settings=settings
+    ) as subscriber:
+        ctx.console.print(f"tailing {subscriber.topic} (Ctrl-C to stop)")
+        if args.max is not None and args.max <= 0:
+            return 0
+        stream = subscriber.messages(idle_timeout=args.idle_timeout)
+        for seen, received in enumerate(stream, start=1):
             out: dict[str, Any] = {
-                "topic": topic,
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "key": key,
+                "topic": received.topic,
+                "partition": received.partition,
+                "offset": received.offset,
+                "key": received.key,
             }
-            value = msg.value()
-            if value is None:
+            if received.value is None:
                 out["tombstone"] = True
+            elif received.error is not None:
+                out["undecodable"] = str(received.error)
             else:
-                try:
-                    out["value"] = to_json(codec.decode(value))
-                except MdhubError as exc:
-                    out["undecodable"] = str(exc)
+                out["value"] = to_json(_as_avro(entity, received.record))
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
             sys.stdout.flush()
-            seen += 1
-    finally:
-        consumer.close()
+            if args.max is not None and seen >= args.max:
+                break
     return 0
 
 
