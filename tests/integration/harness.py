@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import DecodeError
@@ -240,3 +240,124 @@ class Hub:
             return self.api(path).status_code
         except httpx.TransportError:
             return None
+
+
+# -- helpers for the crash-safety tests (raw topic reads, committed offsets, tracked publishing) --
+
+
+class RawMessage:
+    """One message as Kafka holds it: coordinates, raw key and raw value (``None``: tombstone)."""
+
+    __slots__ = ("key", "offset", "partition", "value")
+
+    def __init__(self, partition: int, offset: int, key: bytes | None, value: bytes | None):
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+
+    def __repr__(self) -> str:
+        size = "tombstone" if self.value is None else f"{len(self.value)} B"
+        return f"RawMessage(p={self.partition}, o={self.offset}, key={self.key!r}, {size})"
+
+
+def read_raw(bootstrap: str, topic: str, timeout: float = 60) -> list[RawMessage]:
+    """Every message of ``topic`` from its low watermark to its current end, in partition order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "raw-reader-" + uuid.uuid4().hex,
+            "enable.auto.commit": False,
+            "broker.address.family": "v4",
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for p in meta.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        consumer.assign(starts)
+        out: list[RawMessage] = []
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                partition, offset = int(msg.partition()), int(msg.offset())
+                if offset >= ends.get(partition, -1):
+                    continue
+                out.append(RawMessage(partition, offset, msg.key(), msg.value()))
+                if offset + 1 >= ends[partition]:
+                    del ends[partition]
+        assert not ends, f"could not read {topic} to its end within {timeout}s (left: {ends})"
+        out.sort(key=lambda m: (m.partition, m.offset))
+        return out
+    finally:
+        consumer.close()
+
+
+class CommittedOffsets:
+    """Reads a consumer group's committed offsets on one topic without joining the group."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        self.topic = topic
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "broker.address.family": "v4",
+            }
+        )
+        meta = self._consumer.list_topics(topic, timeout=10)
+        self.partitions = sorted(meta.topics[topic].partitions)
+
+    def offsets(self, timeout: float = 5) -> dict[int, int]:
+        """``{partition: committed offset}``; a partition never committed counts as 0.
+
+        Retries while the group coordinator is moving or loading (e.g. after a broker restart).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = self._consumer.committed(
+                    [TopicPartition(self.topic, p) for p in self.partitions],
+                    timeout=max(0.5, deadline - time.monotonic()),
+                )
+                return {tp.partition: max(tp.offset, 0) for tp in found}
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def total(self, timeout: float = 5) -> int:
+        """How many messages the group has committed past, over all partitions."""
+        return sum(self.offsets(timeout).values())
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def publish_tracked(
+    hub: Hub, topic: str, messages: Iterable[tuple[bytes, bytes]], timeout: float = 60
+) -> list[tuple[int, int]]:
+    """Publish ``(key, value)`` pairs in order; return each one's ``(partition, offset)``."""
+    items = list(messages)
+    coords: list[tuple[int, int] | None] = [None] * len(items)
+
+    def remember(index: int) -> Callable[[int, int], None]:
+        def delivered(partition: int, offset: int) -> None:
+            coords[index] = (partition, offset)
+
+        return delivered
+
+    for index, (key, value) in enumerate(items):
+        hub.producer.produce(topic, key, value, on_delivered=remember(index))
+    hub.producer.deliver_all(timeout)
+    missing = [i for i, c in enumerate(coords) if c is None]
+    assert not missing, f"{len(missing)} published message(s) have no delivery report"
+    return [c for c in coords if c is not None]

@@ -245,11 +245,22 @@ def test_a_duplicate_delete_is_unchanged() -> None:
     assert out.state is retired
 
 
-def test_delete_of_an_unknown_record_makes_nothing() -> None:
-    out = apply(None, change(1, op=Op.DELETE))
+def test_delete_of_an_unknown_record_publishes_nothing_but_is_remembered() -> None:
+    out = apply(None, change(2, op=Op.DELETE))
 
     assert isinstance(out, Unchanged)
-    assert out.state is None
+    assert out.state is not None
+    assert out.state.version == 0  # nothing was published
+    assert out.state.status is GoldenStatus.RETIRED
+    # an older upsert of the same source record, arriving after its delete, is stale
+    late = apply(out.state, change(1, name="Grace"))
+    assert isinstance(late, Rejected)
+    assert late.reasons[0].code == "STALE_SOURCE_VERSION"
+    # a newer one creates the golden record, as version 1 created at its own time
+    newer = applied(apply(out.state, change(3, name="Grace")))
+    assert newer.golden.version == 1
+    assert newer.golden.status is GoldenStatus.ACTIVE
+    assert newer.golden.created_at == newer.event.occurred_at
 
 
 def test_delete_then_a_newer_upsert_reactivates_with_the_next_version() -> None:

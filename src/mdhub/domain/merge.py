@@ -126,7 +126,21 @@ def apply_change(
     )
     others = tuple(r for r in (state.sources if state else ()) if r.source_ref != change.source_ref)
     if change.op is Op.DELETE and state is None:
-        return Unchanged(None, "delete of an unknown source record")
+        # Remember the delete (a state at version 0, nothing published): an older upsert of the
+        # same source record that arrives later is then refused as stale instead of applied.
+        marker = GoldenRecord(
+            golden_id=golden_id,
+            entity=entity.name,
+            version=0,
+            status=GoldenStatus.RETIRED,
+            attributes={},
+            lineage={},
+            sources=(record,),
+            created_at=change.occurred_at,
+            updated_at=change.occurred_at,
+            content_hash=content_hash(GoldenStatus.RETIRED, {}, {}, (record,)),
+        )
+        return Unchanged(marker, "delete of an unknown source record")
     sources = tuple(sorted((*others, record), key=lambda r: r.source_ref))
     cause = Cause(CauseKind.SOURCE_CHANGE, change.change_id, change.source, change.source_key)
     overrides = state.overrides if state is not None else ()
@@ -173,7 +187,7 @@ def rebuild(
         attributes=attributes,
         lineage=lineage,
         sources=sources,
-        created_at=state.created_at if state is not None else occurred_at,
+        created_at=state.created_at if state is not None and state.version > 0 else occurred_at,
         updated_at=updated_at,
         content_hash=digest,
         overrides=overrides,

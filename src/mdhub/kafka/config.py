@@ -18,6 +18,9 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
         # warnings such as "coordinator load in progress: retrying" are retried by the client
         # itself; show errors only (override with MDHUB_KAFKA__EXTRA='{"log_level": "6"}')
         "log_level": 3,
+        # after a broker restart, re-bootstrap instead of waiting on stale metadata (a worker was
+        # seen stuck in flush for minutes without it)
+        "metadata.recovery.rebootstrap.trigger.ms": 10_000,
     }
     if kafka.sasl_mechanism:
         conf["sasl.mechanism"] = kafka.sasl_mechanism

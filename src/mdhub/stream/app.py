@@ -220,6 +220,9 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         web_enabled=False,
         autodiscover=False,
         broker_commit_every=10_000,
+        # a worker killed with -9 never leaves the group: its partitions wait this long
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
     )
     producer = HubProducer(kafka)
