@@ -14,15 +14,16 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from mdhub.cache.history import HistoryEntry, history_entry
 from mdhub.cache.views import GoldenCache, GoldenView
 from mdhub.domain.model import EntityModel
 from mdhub.domain.records import GoldenStatus
-from mdhub.errors import DecodeError, KafkaUnavailableError, RedisUnavailableError
+from mdhub.errors import DecodeError, RedisUnavailableError
 from mdhub.kafka.config import consumer_config
+from mdhub.kafka.reading import read_to_end, snapshot_ends
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.serde.generate import fullname
@@ -271,25 +272,8 @@ def rebuild_views(
     consumer = Consumer(conf)
     progress = RebuildProgress()
     try:
-        assignment: list[TopicPartition] = []
-        ends: dict[tuple[str, int], int] = {}
-        try:
-            meta = consumer.list_topics(timeout=settings.kafka.request_timeout_s)
-            for topic in decoder.entity_of:
-                if topic not in meta.topics:
-                    continue
-                for partition in meta.topics[topic].partitions:
-                    low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=settings.kafka.request_timeout_s
-                    )
-                    if high > low:
-                        ends[(topic, partition)] = high
-                        progress.total += high - low
-                        assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        except KafkaException as exc:
-            raise KafkaUnavailableError(
-                f"Kafka at {settings.kafka.bootstrap_servers} is not reachable: {exc}"
-            ) from exc
+        snapshot = snapshot_ends(consumer, decoder.entity_of, settings.kafka.request_timeout_s)
+        progress.total = snapshot.total
         if clear:
             for entity in entities:
                 cache.clear(entity.name)
@@ -297,29 +281,16 @@ def rebuild_views(
             cache.mark_filled(entity.name)
         if on_progress is not None:
             on_progress(progress)
-        if not assignment:
-            return progress
-        consumer.assign(assignment)
-        idle_deadline = time.monotonic() + 60
-        while ends:
-            messages = [m for m in consumer.consume(BATCH, timeout=0.5) if m.error() is None]
-            if not messages:
-                if time.monotonic() > idle_deadline:
-                    raise KafkaUnavailableError(
-                        "no progress reading the golden and changes topics for 60s"
-                    )
-                continue
-            idle_deadline = time.monotonic() + 60
+
+        def apply(messages: Sequence[KafkaMessage]) -> None:
             golden, history = decoder.group(messages).apply(cache)
             progress.applied += golden
             progress.history += history
             progress.read += len(messages)
-            for m in messages:
-                key = _coords(m)
-                if key in ends and int(m.offset() or 0) + 1 >= ends[key]:
-                    del ends[key]
             if on_progress is not None:
                 on_progress(progress)
+
+        read_to_end(consumer, snapshot, apply)
         return progress
     finally:
         consumer.close()

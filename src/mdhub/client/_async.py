@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from mdhub.client._core import ProducerPort, PublisherCore
+from mdhub.client._core import ProducerPort, PublisherBase
 from mdhub.client._delivery import Delivery, PublishStats
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import PublishError
@@ -30,7 +30,7 @@ def _settle(future: asyncio.Future[Delivery], delivery: Delivery) -> None:
         future.set_result(delivery)
 
 
-class AsyncPublisher:
+class AsyncPublisher(PublisherBase):
     """:class:`Publisher` for asyncio: ``await publisher.publish(...)`` returns the delivery.
 
     The producer's delivery reports are served by a background thread, which hands each result to
@@ -60,7 +60,7 @@ class AsyncPublisher:
         config: Mapping[str, Any] | None = None,
         producer: ProducerPort | None = None,
     ) -> None:
-        self._core = PublisherCore(
+        super().__init__(
             entity,
             source,
             settings=settings,
@@ -69,57 +69,8 @@ class AsyncPublisher:
             config=config,
             producer=producer,
         )
-        self._closed = False
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"<AsyncPublisher {self._core.entity.name} from {self.source} to {self.topic}>"
-
-    @property
-    def entity(self) -> str:
-        """The entity type."""
-        return self._core.entity.name
-
-    @property
-    def source(self) -> str:
-        """The source system."""
-        return self._core.source
-
-    @property
-    def topic(self) -> str:
-        """The source topic messages go to."""
-        return self._core.topic
-
-    @property
-    def stats(self) -> PublishStats:
-        """Counts of published, delivered, failed and in-flight messages."""
-        return self._core.tracker.stats()
-
-    def build(
-        self,
-        source_key: str,
-        attributes: Mapping[str, Any] | None = None,
-        *,
-        op: Op | str = Op.UPSERT,
-        source_version: int | None = None,
-        occurred_at: dt.datetime | None = None,
-        change_id: str | None = None,
-    ) -> CandidateChange:
-        """Check a record and return the candidate change :meth:`publish` would send.
-
-        Raises:
-            ValidationError: with every problem.
-        """
-        change, _ = self._core.prepare(
-            source_key,
-            attributes,
-            op=op,
-            source_version=source_version,
-            occurred_at=occurred_at,
-            change_id=change_id,
-        )
-        return change
 
     async def publish(
         self,
@@ -143,13 +94,8 @@ class AsyncPublisher:
             PublishError: the producer refused the message.
             RuntimeError: the publisher is closed.
         """
-        change, value = self._core.prepare(
-            source_key,
-            attributes,
-            op=op,
-            source_version=source_version,
-            occurred_at=occurred_at,
-            change_id=change_id,
+        change, value = self._prepare(
+            source_key, attributes, op, source_version, occurred_at, change_id
         )
         return await self._send(change, value)
 

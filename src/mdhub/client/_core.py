@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from mdhub.client._checks import VersionClock, build_change, check_change, encode_change
-from mdhub.client._delivery import Delivery, DeliveryTracker
+from mdhub.client._delivery import Delivery, DeliveryTracker, PublishStats
 from mdhub.client._setup import load_setup
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import ConfigError, PublishError
@@ -17,7 +18,7 @@ from mdhub.naming import Stage, topic_name
 from mdhub.serde.generate import fullname
 from mdhub.settings import Settings
 
-__all__ = ["DeliveryCallback", "ProducerPort", "PublisherCore"]
+__all__ = ["DeliveryCallback", "ProducerPort", "PublisherBase", "PublisherCore"]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
@@ -148,3 +149,89 @@ class PublisherCore:
         except KafkaException as exc:
             tracker.unsent()
             raise PublishError(f"cannot queue {key} for {topic}: {exc}") from exc
+
+
+class PublisherBase:
+    """The surface :class:`Publisher` and :class:`AsyncPublisher` share: their core and checks."""
+
+    def __init__(
+        self,
+        entity: str,
+        source: str,
+        *,
+        settings: Settings | None = None,
+        bootstrap_servers: str | None = None,
+        namespace: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        producer: ProducerPort | None = None,
+    ) -> None:
+        self._core = PublisherCore(
+            entity,
+            source,
+            settings=settings,
+            bootstrap_servers=bootstrap_servers,
+            namespace=namespace,
+            config=config,
+            producer=producer,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.entity} from {self.source} to {self.topic}>"
+
+    @property
+    def entity(self) -> str:
+        """The entity type."""
+        return self._core.entity.name
+
+    @property
+    def source(self) -> str:
+        """The source system."""
+        return self._core.source
+
+    @property
+    def topic(self) -> str:
+        """The source topic messages go to."""
+        return self._core.topic
+
+    @property
+    def stats(self) -> PublishStats:
+        """Counts of published, delivered, failed and in-flight messages."""
+        return self._core.tracker.stats()
+
+    def build(
+        self,
+        source_key: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        op: Op | str = Op.UPSERT,
+        source_version: int | None = None,
+        occurred_at: dt.datetime | None = None,
+        change_id: str | None = None,
+    ) -> CandidateChange:
+        """Check a record and return the candidate change ``publish`` would send.
+
+        Nothing is sent. Arguments as for :meth:`Publisher.publish`.
+
+        Raises:
+            ValidationError: with every problem.
+        """
+        return self._prepare(source_key, attributes, op, source_version, occurred_at, change_id)[0]
+
+    def _prepare(
+        self,
+        source_key: str,
+        attributes: Mapping[str, Any] | None,
+        op: Op | str,
+        source_version: int | None,
+        occurred_at: dt.datetime | None,
+        change_id: str | None,
+    ) -> tuple[CandidateChange, bytes]:
+        return self._core.prepare(
+            source_key,
+            attributes,
+            op=op,
+            source_version=source_version,
+            occurred_at=occurred_at,
+            change_id=change_id,
+        )

@@ -8,18 +8,17 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from mdhub.client._core import ProducerPort, PublisherCore
+from mdhub.client._core import PublisherBase
 from mdhub.client._delivery import PendingDelivery, PublishStats
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import PublishError
-from mdhub.settings import Settings
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger("mdhub.client")
 
 
-class Publisher:
+class Publisher(PublisherBase):
     """Publish one source system's records of one entity type as candidate changes.
 
     Every record is checked against the entity model before it is sent (types, required
@@ -53,78 +52,6 @@ class Publisher:
         SchemaError: the schema directory is missing or broken.
         PublishError: the Kafka producer cannot be created.
     """
-
-    def __init__(
-        self,
-        entity: str,
-        source: str,
-        *,
-        settings: Settings | None = None,
-        bootstrap_servers: str | None = None,
-        namespace: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        producer: ProducerPort | None = None,
-    ) -> None:
-        self._core = PublisherCore(
-            entity,
-            source,
-            settings=settings,
-            bootstrap_servers=bootstrap_servers,
-            namespace=namespace,
-            config=config,
-            producer=producer,
-        )
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<Publisher {self._core.entity.name} from {self.source} to {self.topic}>"
-
-    @property
-    def entity(self) -> str:
-        """The entity type."""
-        return self._core.entity.name
-
-    @property
-    def source(self) -> str:
-        """The source system."""
-        return self._core.source
-
-    @property
-    def topic(self) -> str:
-        """The source topic messages go to."""
-        return self._core.topic
-
-    @property
-    def stats(self) -> PublishStats:
-        """Counts of published, delivered, failed and in-flight messages."""
-        return self._core.tracker.stats()
-
-    def build(
-        self,
-        source_key: str,
-        attributes: Mapping[str, Any] | None = None,
-        *,
-        op: Op | str = Op.UPSERT,
-        source_version: int | None = None,
-        occurred_at: dt.datetime | None = None,
-        change_id: str | None = None,
-    ) -> CandidateChange:
-        """Check a record and return the candidate change :meth:`publish` would send.
-
-        Nothing is sent. Arguments as for :meth:`publish`.
-
-        Raises:
-            ValidationError: with every problem.
-        """
-        change, _ = self._core.prepare(
-            source_key,
-            attributes,
-            op=op,
-            source_version=source_version,
-            occurred_at=occurred_at,
-            change_id=change_id,
-        )
-        return change
 
     def publish(
         self,
@@ -161,13 +88,8 @@ class Publisher:
             PublishError: the producer refused the message.
             RuntimeError: the publisher is closed.
         """
-        change, value = self._core.prepare(
-            source_key,
-            attributes,
-            op=op,
-            source_version=source_version,
-            occurred_at=occurred_at,
-            change_id=change_id,
+        change, value = self._prepare(
+            source_key, attributes, op, source_version, occurred_at, change_id
         )
         return self._send(change, value)
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
 
 from mdhub.domain.ledger import LEDGER_KEY_PREFIX, Ledger
 from mdhub.errors import DecodeError, KafkaUnavailableError
 from mdhub.kafka.config import consumer_config
 from mdhub.kafka.lag import group_lag
+from mdhub.kafka.reading import read_to_end, snapshot_ends
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
@@ -66,35 +68,11 @@ def _read_all(
     timeout: float,
     handle: Callable[[int, int, bytes | None, bytes | None], None],
 ) -> None:
-    meta = consumer.list_topics(topic, timeout=timeout)
-    info = meta.topics.get(topic)
-    if info is None or info.error is not None:
-        return
-    ends: dict[int, int] = {}
-    for p in info.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-        if high > low:
-            ends[p] = high
-    if not ends:
-        return
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-    idle = 0
-    while ends:
-        messages = consumer.consume(500, timeout=0.5)
-        if not messages:
-            idle += 1
-            if idle > 60:
-                raise KafkaUnavailableError(f"no progress reading {topic} for 30s")
-            continue
-        idle = 0
+    def each(messages: Sequence[KafkaMessage]) -> None:
         for msg in messages:
-            if msg.error() is not None:
-                continue
-            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
-            handle(partition, offset, msg.key(), msg.value())
-            if partition in ends and offset + 1 >= ends[partition]:
-                del ends[partition]
-    consumer.unassign()
+            handle(int(msg.partition() or 0), int(msg.offset() or 0), msg.key(), msg.value())
+
+    read_to_end(consumer, snapshot_ends(consumer, [topic], timeout), each)
 
 
 def reconcile(settings: Settings, catalog: SchemaCatalog, entity: str) -> list[PartitionReport]:

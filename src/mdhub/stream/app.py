@@ -87,7 +87,6 @@ class _EntityAgent:
         self.producer = producer
         self.batch_size = settings.worker.batch_size
         self.window = settings.worker.batch_window_s
-        self.counts: dict[str, int] = {o.value: 0 for o in Outcome} | {"replayed": 0}
         # the source and command agents share the state: one batch at a time
         self.lock = asyncio.Lock()
 
@@ -123,32 +122,24 @@ class _EntityAgent:
         for event in events:
             # Table reads and writes are routed by the current event's partition.
             _route_to(event)
-            if commands:
+            if commands:  # steward commands: no ledger, they are not source messages
                 result = self.pipeline.process_command(_message(event), load)
-                self.m_outcomes[result.outcome.value].inc()
-                for out in result.outputs:
-                    self.producer.produce(out.topic, out.key, out.value)
-                if result.state_key is not None:
-                    overlay[result.state_key] = result.state_value
-                    pending.append((event, result.state_key, result.state_value))
-                continue
-            partition = event.message.partition
-            if partition not in ledgers:
-                ledgers[partition] = (event, Ledger.from_bytes(load(ledger_key(partition))))
-            if event.message.offset <= ledgers[partition][1].last_offset:
-                # Redelivered after a restart: its outcome is in the ledger, and the ledger is
-                # written only after the outputs were in Kafka. Processing it again against newer
-                # state could give it a second, different outcome (e.g. stale).
-                self.counts["replayed"] += 1
-                self.m_replayed.inc()
-                continue
-            result = self.pipeline.process(_message(event), load)
-            self.counts[result.outcome.value] += 1
+            else:
+                partition = event.message.partition
+                if partition not in ledgers:
+                    ledgers[partition] = (event, Ledger.from_bytes(load(ledger_key(partition))))
+                if event.message.offset <= ledgers[partition][1].last_offset:
+                    # Redelivered after a restart: its outcome is in the ledger, and the ledger is
+                    # written only after the outputs were in Kafka. Processing it again against
+                    # newer state could give it a second, different outcome (e.g. stale).
+                    self.m_replayed.inc()
+                    continue
+                result = self.pipeline.process(_message(event), load)
+                ledger = ledgers[partition][1].record(event.message.offset, result.outcome.value)
+                ledgers[partition] = (event, ledger)
             self.m_outcomes[result.outcome.value].inc()
             for reason in result.reasons:
                 self.m_rejected(self.pipeline.entity.name, reason.code).inc()
-            ledger = ledgers[partition][1].record(event.message.offset, result.outcome.value)
-            ledgers[partition] = (event, ledger)
             for out in result.outputs:
                 self.producer.produce(out.topic, out.key, out.value)
                 self.m_outputs(self.pipeline.entity.name, self.stage_of[out.topic]).inc()
