@@ -224,6 +224,7 @@ def _old_and_new(dropped: str) -> tuple[HubModel, HubModel]:
     new = model_data()
     old = copy.deepcopy(new)
     del old["entities"]["customer"]["attributes"][dropped]
+    old["entities"]["customer"].pop("match", None)  # it may name the dropped attribute
     return parse_model(old, "old.yaml"), parse_model(new, "new.yaml")
 
 

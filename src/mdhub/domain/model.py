@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from mdhub.domain.errors import ModelError
+from mdhub.domain.matching import MatchingSpec, parse_matching
 
 __all__ = [
     "AttrType",
@@ -93,14 +94,18 @@ class SourceSpec:
 
 @dataclass(frozen=True, slots=True)
 class EntityModel:
-    """An entity type: attributes in declaration order, its sources, and extra sections."""
+    """An entity type: attributes in declaration order, its sources, and how its records match.
+
+    ``matching`` is None for an entity type without a ``match:`` section: its source records never
+    match each other (each one gets its own golden record).
+    """
 
     name: str
     description: str
     attributes: Mapping[str, AttributeSpec]
     sources: Mapping[str, SourceSpec]
     default_rule: Rule
-    match: Mapping[str, Any] = field(default_factory=dict)
+    matching: MatchingSpec | None = None
     default_region: str | None = None
 
     def trust(self, source: str) -> int:
@@ -351,14 +356,20 @@ def _parse_entity(problems: _Problems, path: str, name: str, raw: Any) -> Entity
         sources[source_name] = SourceSpec(
             source_name, trust, str(source_data.get("description", ""))
         )
-    match = _mapping(problems, f"{path}.match", data.get("match")) or {}
+    # an attribute whose own declaration is invalid (type None) is not reported again by `match`
+    declared = {
+        attr_name: attributes[attr_name].type.value if attr_name in attributes else None
+        for attr_name in (raw_attrs or {})
+        if isinstance(attr_name, str)
+    }
+    matching = parse_matching(problems, f"{path}.match", data.get("match"), declared)
     return EntityModel(
         name=name,
         description=str(data.get("description", "")),
         attributes=attributes,
         sources=sources,
         default_rule=default_rule or Rule.SOURCE_PRIORITY,
-        match=dict(match),
+        matching=matching,
         default_region=_region(problems, f"{path}.default_region", data.get("default_region")),
     )
 

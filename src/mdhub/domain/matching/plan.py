@@ -1,0 +1,210 @@
+"""A :class:`MatchingSpec` compiled for the hot path: feature keys, weights and functions resolved.
+
+Built once per spec (when it is created); :func:`features`, :func:`blocking_keys` and
+:func:`compare` only read it. Feature keys are the attribute name for the normalised text and
+``<attribute>:<kind>`` for derived values (``date``, ``num``, ``soundex``, ``metaphone``, ``nick``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mdhub.domain.matching.comparators import SIMILARITY, Similarity
+from mdhub.domain.matching.nicknames import nickname_groups
+from mdhub.domain.matching.normalization import date_parts, metaphone, number, soundex
+from mdhub.domain.matching.scoring import Contribution
+from mdhub.domain.matching.spec import Method, PhoneticAlgorithm, RuleOutcome, RuleWhen, Transform
+
+if TYPE_CHECKING:
+    from mdhub.domain.matching.spec import ComparatorSpec, MatchingSpec
+
+__all__ = ["CompiledComparator", "Plan", "compile_plan", "feature_key"]
+
+DATE = "date"
+NUM = "num"
+NICK = "nick"
+
+
+def _date(value: Any, text: str) -> Any:
+    return date_parts(value)
+
+
+def _number(value: Any, text: str) -> Any:
+    return number(value)
+
+
+def _soundex(value: Any, text: str) -> Any:
+    return soundex(text)
+
+
+def _metaphone(value: Any, text: str) -> Any:
+    return metaphone(text)
+
+
+def _nicknames(value: Any, text: str) -> Any:
+    return nickname_groups(text)
+
+
+# kind -> (value, normalised text) -> derived feature or None (named functions: a plan pickles)
+_DERIVE: dict[str, Callable[[Any, str], Any]] = {
+    DATE: _date,
+    NUM: _number,
+    PhoneticAlgorithm.SOUNDEX.value: _soundex,
+    PhoneticAlgorithm.METAPHONE.value: _metaphone,
+    NICK: _nicknames,
+}
+
+
+def feature_key(attribute: str, kind: str | None = None) -> str:
+    """The features key of ``attribute``'s normalised text, or of a value derived from it."""
+    return attribute if kind is None else f"{attribute}:{kind}"
+
+
+def _value_kind(c: ComparatorSpec) -> str | None:
+    if c.method is Method.PHONETIC:
+        return c.algorithm.value
+    if c.method is Method.DATE:
+        return DATE
+    if c.method is Method.NUMERIC:
+        return NUM
+    return None
+
+
+def _swap_detail(attribute: str, other: str) -> str:
+    # first_name/last_name -> "swapped first/last name": the names' common suffix read once
+    first, second = sorted((attribute, other))
+    head1, _, tail1 = first.rpartition("_")
+    head2, _, tail2 = second.rpartition("_")
+    if head1 and head2 and tail1 == tail2:
+        return f"swapped {head1}/{head2} {tail1}"
+    return f"swapped {first}/{second}"
+
+
+class CompiledComparator:
+    """One comparator with everything :func:`compare` needs resolved to plain attributes."""
+
+    __slots__ = (
+        "agree",
+        "agreed",
+        "attribute",
+        "disagree",
+        "disagreed",
+        "fn",
+        "key",
+        "method",
+        "missing",
+        "nick_key",
+        "relative_tolerance",
+        "slope",
+        "swap_detail",
+        "swap_key",
+        "swapped_day_month",
+        "swapped_similarity",
+        "tolerance",
+        "tolerance_days",
+        "tolerance_detail",
+        "tolerance_similarity",
+        "wa",
+        "wd",
+    )
+
+    def __init__(self, spec: ComparatorSpec) -> None:
+        kind = _value_kind(spec)
+        self.attribute = spec.attribute
+        self.method = spec.method.value
+        self.key = feature_key(spec.attribute, kind)
+        self.fn: Similarity = SIMILARITY[spec.method]
+        self.agree = spec.agree_level
+        self.disagree = spec.disagree_level
+        self.wa = spec.agreement_weight
+        self.wd = spec.disagreement_weight
+        self.slope = (self.wa - self.wd) / (self.agree - self.disagree)
+        self.nick_key = feature_key(spec.attribute, NICK) if spec.nicknames else None
+        self.swap_key = feature_key(spec.swap_with, kind) if spec.swap_with is not None else None
+        self.swap_detail = (
+            _swap_detail(spec.attribute, spec.swap_with) if spec.swap_with is not None else ""
+        )
+        self.tolerance_days = spec.tolerance_days
+        self.tolerance_similarity = spec.tolerance_similarity
+        self.tolerance_detail = f"within {spec.tolerance_days} days"
+        self.swapped_day_month = spec.swapped_day_month
+        self.swapped_similarity = spec.swapped_similarity
+        self.tolerance = spec.tolerance
+        self.relative_tolerance = spec.relative_tolerance
+        self.missing = Contribution(self.attribute, self.method, None, 0.0)
+        self.agreed = Contribution(self.attribute, self.method, 1.0, self.wa)
+        self.disagreed = Contribution(self.attribute, self.method, 0.0, self.wd)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule with the index of its attribute's first comparator (None: compare the texts)."""
+
+    name: str
+    attribute: str
+    different: bool
+    no_match: bool
+    comparator: int | None
+    disagree: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The compiled spec."""
+
+    comparators: tuple[CompiledComparator, ...]
+    # (attribute, ((feature key, derive function), ...)) in a fixed order
+    feature_steps: tuple[tuple[str, tuple[tuple[str, Callable[[Any, str], Any]], ...]], ...]
+    rules: tuple[CompiledRule, ...]
+
+
+def _derived_kinds(spec: MatchingSpec) -> dict[str, set[str]]:
+    kinds: dict[str, set[str]] = {name: set() for name in sorted(spec.attributes)}
+    for c in spec.comparators:
+        kind = _value_kind(c)
+        if kind is not None:
+            kinds[c.attribute].add(kind)
+            if c.swap_with is not None:
+                kinds[c.swap_with].add(kind)
+        if c.nicknames:
+            kinds[c.attribute].add(NICK)
+    for key in spec.blocking:
+        for part in key.parts:
+            if part.transform is Transform.YEAR:
+                kinds[part.attribute].add(DATE)
+            elif part.transform in (Transform.SOUNDEX, Transform.METAPHONE):
+                kinds[part.attribute].add(part.transform.value)
+    return kinds
+
+
+def compile_plan(spec: MatchingSpec) -> Plan:
+    """Compile ``spec`` for :func:`features` and :func:`compare`."""
+    comparators = tuple(CompiledComparator(c) for c in spec.comparators)
+    first_comparator: dict[str, int] = {}
+    for index, c in enumerate(spec.comparators):
+        first_comparator.setdefault(c.attribute, index)
+    rules = tuple(
+        CompiledRule(
+            name=rule.name,
+            attribute=rule.attribute,
+            different=rule.when is RuleWhen.DIFFERENT,
+            no_match=rule.then is RuleOutcome.NO_MATCH,
+            comparator=first_comparator.get(rule.attribute),
+            disagree=(
+                comparators[first_comparator[rule.attribute]].disagree
+                if rule.attribute in first_comparator
+                else 0.0
+            ),
+        )
+        for rule in spec.rules
+    )
+    steps = tuple(
+        (
+            attribute,
+            tuple((feature_key(attribute, kind), _DERIVE[kind]) for kind in sorted(kinds)),
+        )
+        for attribute, kinds in _derived_kinds(spec).items()
+    )
+    return Plan(comparators=comparators, feature_steps=steps, rules=rules)

@@ -1,0 +1,164 @@
+"""Scoring a candidate pair: Fellegi-Sunter weights per comparator, thresholds, then rules.
+
+The score is the sum of the comparators' weights (log2 units); a missing value on either side
+weighs 0, neither for nor against. Deterministic rules decide over the score (``no_match`` rules win
+over ``match`` rules); the contributions are returned either way, so every verdict explains itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from mdhub.domain.matching.features import Features
+from mdhub.domain.matching.spec import MatchingSpec
+
+if TYPE_CHECKING:
+    from mdhub.domain.matching.plan import CompiledRule
+
+__all__ = ["Contribution", "MatchScore", "Verdict", "compare"]
+
+
+class Verdict(StrEnum):
+    """What a pair's score (or a rule) decides."""
+
+    MATCH = "match"
+    REVIEW = "review"
+    NO_MATCH = "no_match"
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One comparator's part in a score."""
+
+    attribute: str
+    method: str
+    similarity: float | None
+    """None when either record lacks the value (then the weight is 0.0)."""
+    weight: float
+    """This comparator's contribution to the score, in log2 units."""
+    detail: str = ""
+    """How a partial or special agreement came about: ``nickname``, ``swapped day/month``..."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the contribution as a JSON-serialisable mapping."""
+        return {
+            "attribute": self.attribute,
+            "method": self.method,
+            "similarity": self.similarity,
+            "weight": self.weight,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatchScore:
+    """A pair's score, verdict and explanation."""
+
+    score: float
+    verdict: Verdict
+    contributions: tuple[Contribution, ...]
+    rule: str | None = None
+    """The deterministic rule that decided the verdict, if any."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the score as a JSON-serialisable mapping."""
+        return {
+            "score": self.score,
+            "verdict": self.verdict.value,
+            "rule": self.rule,
+            "contributions": [c.to_dict() for c in self.contributions],
+        }
+
+
+def compare(spec: MatchingSpec, a: Features, b: Features) -> MatchScore:
+    """Score two records' :func:`features` and decide a verdict.
+
+    Each comparator yields a similarity in [0, 1] (nickname groups and swapped attributes can lift
+    a low direct similarity to agreement) and a weight interpolated between its disagreement and
+    agreement weights. The verdict is ``match`` at or above the match threshold, ``review`` at or
+    above the review threshold, else ``no_match``, unless a deterministic rule fires. Symmetric:
+    ``compare(spec, a, b)`` and ``compare(spec, b, a)`` give the same score.
+
+    Args:
+        spec: the entity type's matching spec.
+        a: one record's features.
+        b: the other record's features.
+    """
+    plan = spec._plan
+    a_get = a.get
+    b_get = b.get
+    total = 0.0
+    contributions: list[Contribution] = []
+    append = contributions.append
+    for c in plan.comparators:
+        va = a_get(c.key)
+        vb = b_get(c.key)
+        if va is None or vb is None:
+            append(c.missing)
+            continue
+        sim, detail = c.fn(c, va, vb)
+        agree = c.agree
+        if sim < agree:
+            if c.nick_key is not None:
+                na = a_get(c.nick_key)
+                nb = b_get(c.nick_key)
+                if na is not None and nb is not None and any(g in nb for g in na):
+                    sim, detail = 1.0, "nickname"
+            if sim < agree and c.swap_key is not None:
+                sa = a_get(c.swap_key)
+                sb = b_get(c.swap_key)
+                if sa is not None and sb is not None:
+                    cross = min(c.fn(c, va, sb)[0], c.fn(c, sa, vb)[0])
+                    if cross >= agree:
+                        sim, detail = cross, c.swap_detail
+        # the common outcomes reuse the comparator's prebuilt (immutable) contributions
+        if sim == 1.0 and not detail:
+            total += c.wa
+            append(c.agreed)
+            continue
+        if sim == 0.0 and not detail:
+            total += c.wd
+            append(c.disagreed)
+            continue
+        if sim >= agree:
+            weight = c.wa
+        elif sim <= c.disagree:
+            weight = c.wd
+        else:
+            weight = c.wd + (sim - c.disagree) * c.slope
+        total += weight
+        append(Contribution(c.attribute, c.method, sim, weight, detail))
+
+    rule_name: str | None = None
+    verdict: Verdict | None = None
+    for rule in plan.rules:
+        if _fires(rule, a, b, contributions):
+            if rule.no_match:
+                rule_name, verdict = rule.name, Verdict.NO_MATCH
+                break
+            if verdict is None:
+                rule_name, verdict = rule.name, Verdict.MATCH
+    if verdict is None:
+        if total >= spec.match_threshold:
+            verdict = Verdict.MATCH
+        elif total >= spec.review_threshold:
+            verdict = Verdict.REVIEW
+        else:
+            verdict = Verdict.NO_MATCH
+    return MatchScore(total, verdict, tuple(contributions), rule_name)
+
+
+def _fires(rule: CompiledRule, a: Features, b: Features, contributions: list[Contribution]) -> bool:
+    if rule.comparator is None:
+        # no comparator for the attribute: its normalised texts decide
+        va = a.get(rule.attribute)
+        vb = b.get(rule.attribute)
+        if va is None or vb is None:
+            return False
+        return bool(va != vb) if rule.different else bool(va == vb)
+    sim = contributions[rule.comparator].similarity
+    if sim is None:
+        return False
+    return sim <= rule.disagree if rule.different else sim >= 1.0
