@@ -19,6 +19,7 @@ class Stage(StrEnum):
     GOLDEN = "golden"
     CHANGES = "changes"
     COMMANDS = "commands"
+    RESOLVE = "resolve"
     STATE = "state"
 
 

@@ -89,6 +89,14 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics of the worker; 0 disables"
     )
+    router_margin_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="how long after its broker time an input may still be overtaken by one on "
+        "another partition (broker clock skew and replication delay); the router holds inputs "
+        "this long before it fixes their order",
+    )
 
 
 class ApiSettings(BaseModel):

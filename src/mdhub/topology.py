@@ -20,14 +20,20 @@ _WEEK_MS = str(7 * 24 * 60 * 60 * 1000)
 _STAGE_CONFIGS: dict[Stage, tuple[str, dict[str, str]]] = {
     Stage.SOURCE: (
         "candidate changes from source systems; kept forever (the original inputs)",
-        {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": "-1"},
+        {
+            "cleanup.policy": "delete",
+            "retention.ms": _FOREVER,
+            "retention.bytes": "-1",
+            # the router orders inputs by broker time, the same live and on replay
+            "message.timestamp.type": "LogAppendTime",
+        },
     ),
     Stage.REJECTED: (
         "rejected inputs: original bytes, coordinates and reasons; kept forever",
         {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": "-1"},
     ),
     Stage.REVIEW: (
-        "potential matches waiting for a data steward",
+        "potential matches for a data steward, and their decisions (key: pair id); kept forever",
         {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": "-1"},
     ),
     Stage.GOLDEN: (
@@ -47,7 +53,17 @@ _STAGE_CONFIGS: dict[Stage, tuple[str, dict[str, str]]] = {
     ),
     Stage.COMMANDS: (
         "data-steward commands; replayed like data",
-        {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": "-1"},
+        {
+            "cleanup.policy": "delete",
+            "retention.ms": _FOREVER,
+            "retention.bytes": "-1",
+            "message.timestamp.type": "LogAppendTime",
+        },
+    ),
+    Stage.RESOLVE: (
+        "source changes and steward commands in the router's one order, on the entity's shard "
+        "partition (internal; rebuilt from the source and commands topics)",
+        {"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
     ),
     Stage.STATE: (
         "the merge stage's state (golden record with its crosswalk); the worker's table changelog",

@@ -19,12 +19,15 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import DecodeError
 from mdhub.kafka.admin import ensure_topics
+from mdhub.kafka.lag import group_lag
 from mdhub.kafka.producer import HubProducer
 from mdhub.modelfile import load_model
 from mdhub.naming import Stage, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.mapping import change_to_avro
 from mdhub.settings import Settings
+from mdhub.stream.pipeline import EntityPipeline, Message
+from mdhub.stream.replay import LocalResolveStage, router_order
 from mdhub.topology import topic_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,19 +186,10 @@ class Hub:
         self.producer.produce(self.topic(entity, Stage.SOURCE), key, value)
         self.producer.deliver_all(30)
 
-    def read(
-        self, entity: str, stage: Stage, codec_name: str | None = None
-    ) -> list[tuple[str | None, Any]]:
-        """Every message of a topic from offset 0 to its current end: ``(key, decoded value or None)``."""
+    def read_raw(self, entity: str, stage: Stage) -> list[Message]:
+        """Every message of a topic from offset 0 to its current end, undecoded, with its broker
+        timestamp (partition by partition, in offset order)."""
         topic = self.topic(entity, stage)
-        if codec_name is None:
-            codec_name = {
-                Stage.GOLDEN: f"mdhub.{entity}.GoldenRecord",
-                Stage.CHANGES: f"mdhub.{entity}.ChangeEvent",
-                Stage.REJECTED: "mdhub.common.RejectedRecord",
-                Stage.SOURCE: f"mdhub.{entity}.CandidateChange",
-            }[stage]
-        codec = self.catalog.codec(codec_name)
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.kafka.bootstrap_servers,
@@ -211,25 +205,66 @@ class Hub:
                 if high > low:
                     ends[p] = high
             consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            out: list[tuple[str | None, Any]] = []
-            deadline = time.monotonic() + 30
+            out: list[Message] = []
+            deadline = time.monotonic() + 60
             while ends and time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error() is not None:
                     continue
-                key = msg.key().decode() if msg.key() is not None else None
-                value = msg.value()
-                try:
-                    decoded = codec.decode(value) if value is not None else None
-                except DecodeError:
-                    decoded = value  # e.g. garbage a test published on purpose: kept as bytes
-                out.append((key, decoded))
+                _, ts = msg.timestamp()
+                out.append(
+                    Message(topic, msg.partition(), msg.offset(), ts, msg.key(), msg.value())
+                )
                 if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                     ends.pop(msg.partition(), None)
             assert not ends, f"could not read {topic} to its end"
             return out
         finally:
             consumer.close()
+
+    def read(
+        self, entity: str, stage: Stage, codec_name: str | None = None
+    ) -> list[tuple[str | None, Any]]:
+        """Every message of a topic from offset 0 to its current end: ``(key, decoded value or None)``."""
+        if codec_name is None:
+            codec_name = {
+                Stage.GOLDEN: f"mdhub.{entity}.GoldenRecord",
+                Stage.CHANGES: f"mdhub.{entity}.ChangeEvent",
+                Stage.REJECTED: "mdhub.common.RejectedRecord",
+                Stage.SOURCE: f"mdhub.{entity}.CandidateChange",
+                Stage.REVIEW: "mdhub.common.PotentialMatch",
+                Stage.COMMANDS: "mdhub.common.StewardCommand",
+            }[stage]
+        codec = self.catalog.codec(codec_name)
+        out: list[tuple[str | None, Any]] = []
+        for msg in self.read_raw(entity, stage):
+            key = msg.key.decode() if msg.key is not None else None
+            try:
+                decoded = codec.decode(msg.value) if msg.value is not None else None
+            except DecodeError:
+                decoded = msg.value  # e.g. garbage a test published on purpose: kept as bytes
+            out.append((key, decoded))
+        return out
+
+    def oracle(self, entity: str = "customer") -> LocalResolveStage:
+        """What the pure pipeline computes from the source and commands topics as they are now,
+        fed in the router's order (broker time, then source before commands, partition, offset)."""
+        pipeline = EntityPipeline(self.model.entity(entity), self.catalog, self.namespace)
+        inputs = self.read_raw(entity, Stage.SOURCE) + self.read_raw(entity, Stage.COMMANDS)
+        rank = {pipeline.source_topic: 0, pipeline.commands_topic: 1}
+        stage = LocalResolveStage(pipeline)
+        stage.feed_all(router_order(inputs, rank))
+        return stage
+
+    def processed(self, entity: str = "customer") -> bool:
+        """Whether the router and the resolve stage have caught up with every input."""
+        kafka = self.settings.kafka
+        inputs = [self.topic(entity, Stage.SOURCE), self.topic(entity, Stage.COMMANDS)]
+        routed = group_lag(kafka, f"{self.namespace}-router-{entity}", inputs)
+        if any(lag != 0 for lag in routed.values()) or not routed:
+            return False
+        resolved = group_lag(kafka, f"{self.namespace}-worker", [self.topic(entity, Stage.RESOLVE)])
+        return all(lag == 0 for lag in resolved.values())
 
     def api(self, path: str) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{self.api_port}{path}", timeout=10)

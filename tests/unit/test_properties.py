@@ -193,7 +193,7 @@ def test_pipeline_rejects_arbitrary_bytes_keeping_them(
     for step in (parsed, result):
         assert not isinstance(step, CandidateChange)
         assert step.outcome is StepOutcome.REJECTED
-        assert step.state_key is None
+        assert not step.writes
         assert step.reasons
         assert len(step.outputs) == 1
         out = step.outputs[0]

@@ -25,7 +25,7 @@ from mdhub.domain.records import (
 from mdhub.domain.validation import check_attribute
 from mdhub.domain.versioning import content_hash
 
-__all__ = ["Action", "StewardCommand", "apply_command"]
+__all__ = ["IDENTITY_ACTIONS", "Action", "StewardCommand", "apply_command"]
 
 UNKNOWN_GOLDEN = "UNKNOWN_GOLDEN"
 UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
@@ -39,6 +39,27 @@ class Action(StrEnum):
     OVERRIDE = "override"
     CLEAR_OVERRIDE = "clear_override"
     ERASE = "erase"
+    # identity decisions (applied by the resolver, see mdhub.domain.resolve)
+    LINK = "link"  # force two source records into one golden record
+    SPLIT = "split"  # move a source record out of its golden record for good
+    MERGE = "merge"  # merge two golden records
+    NOT_MATCH = "not_match"  # two source records are different entities
+    UNDO_NOT_MATCH = "undo_not_match"
+    ACCEPT_MATCH = "accept_match"  # a potential match from the review queue is right: link
+    REJECT_MATCH = "reject_match"  # ... is wrong: not a match
+
+
+IDENTITY_ACTIONS = frozenset(
+    {
+        Action.LINK,
+        Action.SPLIT,
+        Action.MERGE,
+        Action.NOT_MATCH,
+        Action.UNDO_NOT_MATCH,
+        Action.ACCEPT_MATCH,
+        Action.REJECT_MATCH,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +75,10 @@ class StewardCommand:
     value: Value | None = None
     issued_by: str | None = None
     reason: str | None = None
+    source_ref: str | None = None
+    other_ref: str | None = None
+    other_golden_id: str | None = None
+    pair_id: str | None = None
 
 
 def _reject(code: str, message: str, attribute: str | None = None) -> Rejected:

@@ -6,9 +6,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["LEDGER_KEY_PREFIX", "Ledger", "ledger_key"]
+__all__ = [
+    "COMMANDS_LEDGER_PREFIX",
+    "LEDGER_KEY_PREFIX",
+    "Ledger",
+    "commands_ledger_key",
+    "ledger_key",
+]
 
 LEDGER_KEY_PREFIX = b"__ledger__/"
+COMMANDS_LEDGER_PREFIX = LEDGER_KEY_PREFIX + b"commands/"
 
 _FIELDS = {"accepted", "unchanged", "rejected", "pending_review"}
 
@@ -16,6 +23,11 @@ _FIELDS = {"accepted", "unchanged", "rejected", "pending_review"}
 def ledger_key(partition: int) -> bytes:
     """The state-store key of a source partition's ledger."""
     return LEDGER_KEY_PREFIX + str(partition).encode()
+
+
+def commands_ledger_key(partition: int) -> bytes:
+    """The state-store key of a commands-topic partition's ledger."""
+    return COMMANDS_LEDGER_PREFIX + str(partition).encode()
 
 
 @dataclass(frozen=True, slots=True)

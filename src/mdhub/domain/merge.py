@@ -18,6 +18,7 @@ from mdhub.domain.records import (
     ChangeEvent,
     GoldenRecord,
     GoldenStatus,
+    Link,
     Op,
     Override,
     Reason,
@@ -155,6 +156,7 @@ def rebuild(
     overrides: tuple[Override, ...],
     cause: Cause,
     occurred_at: dt.datetime,
+    links: tuple[Link, ...] | None = None,
 ) -> Applied | Unchanged:
     """Run survivorship over ``sources`` and ``overrides``; make a version if anything changed.
 
@@ -166,14 +168,18 @@ def rebuild(
         overrides: the values pinned by stewards.
         cause: what caused the change (for the change event).
         occurred_at: event time of the cause.
+        links: why each source record belongs (kept from ``state`` when None).
     """
+    if links is None:
+        links = state.links if state is not None else ()
     active = tuple(r for r in sources if not r.deleted)
     attributes, lineage = survive(entity, active, overrides)
     status = GoldenStatus.ACTIVE if active else GoldenStatus.RETIRED
     digest = content_hash(status, attributes, lineage, sources)
 
     if state is not None and state.content_hash == digest and state.status is status:
-        return Unchanged(replace(state, sources=sources, overrides=overrides), "no visible change")
+        kept = replace(state, sources=sources, overrides=overrides, links=links)
+        return Unchanged(kept, "no visible change")
 
     before = state.attributes if state is not None else {}
     changed = _diff(before, attributes, list(entity.attributes))
@@ -191,6 +197,7 @@ def rebuild(
         updated_at=updated_at,
         content_hash=digest,
         overrides=overrides,
+        links=links,
     )
     event = ChangeEvent(
         golden_id=golden_id,

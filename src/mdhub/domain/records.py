@@ -16,6 +16,9 @@ __all__ = [
     "GoldenRecord",
     "GoldenStatus",
     "Lineage",
+    "Link",
+    "LinkContribution",
+    "LinkMethod",
     "Op",
     "Override",
     "Reason",
@@ -118,6 +121,49 @@ class Override:
     issued_at: dt.datetime
 
 
+class LinkMethod(StrEnum):
+    """How a source record came to belong to its golden record."""
+
+    CREATED = "created"  # it created the golden record (nothing matched)
+    MATCHED = "matched"  # its score reached the match threshold
+    RULE = "rule"  # a deterministic match rule decided
+    STEWARD_LINK = "steward_link"  # a steward linked it (link, merge, accepted review)
+    SPLIT = "split"  # a steward or a re-evaluation moved it out to a golden record of its own
+
+
+@dataclass(frozen=True, slots=True)
+class LinkContribution:
+    """One comparator's part in a match score."""
+
+    attribute: str
+    method: str
+    similarity: float | None
+    weight: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Why one source record belongs to its golden record (the explanation of the link)."""
+
+    source: str
+    source_key: str
+    method: LinkMethod
+    decided_at: dt.datetime
+    score: float | None = None
+    matched_ref: str | None = None  # the source record it was compared with and matched
+    blocking_key: str | None = None  # the blocking key that found that candidate
+    rule: str | None = None
+    contributions: tuple[LinkContribution, ...] = ()
+    command_id: str | None = None  # the steward command that decided, if any
+    merged_from: str | None = None  # the golden record it came from in a golden-to-golden merge
+
+    @property
+    def source_ref(self) -> str:
+        """``<source>:<source_key>``."""
+        return f"{self.source}:{self.source_key}"
+
+
 @dataclass(frozen=True, slots=True)
 class Cause:
     """What caused a golden version: a source change or a steward command."""
@@ -144,6 +190,7 @@ class GoldenRecord:
     content_hash: str
     merged_into: str | None = None
     overrides: tuple[Override, ...] = ()
+    links: tuple[Link, ...] = ()
 
     @property
     def active_sources(self) -> tuple[SourceRecord, ...]:

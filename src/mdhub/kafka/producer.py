@@ -54,6 +54,7 @@ class HubProducer:
         value: bytes | None,
         partition: int | None = None,
         on_delivered: Callable[[int, int], None] | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Queue one message; waits (serving callbacks) while the local queue is full.
 
@@ -71,6 +72,8 @@ class HubProducer:
         kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": callback}
         if partition is not None:
             kwargs["partition"] = partition
+        if headers:
+            kwargs["headers"] = headers
         while True:
             try:
                 self._producer.produce(topic, **kwargs)

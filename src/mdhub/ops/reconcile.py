@@ -92,7 +92,9 @@ def reconcile(settings: Settings, catalog: SchemaCatalog, entity: str) -> list[P
 
         def on_state(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
             if key is not None and key.startswith(LEDGER_KEY_PREFIX):
-                ledgers[int(key[len(LEDGER_KEY_PREFIX) :])] = Ledger.from_bytes(value)
+                suffix = key[len(LEDGER_KEY_PREFIX) :]
+                if suffix.isdigit():  # source partitions (commands have ledgers of their own)
+                    ledgers[int(suffix)] = Ledger.from_bytes(value)
 
         rejected_codec = catalog.codec("mdhub.common.RejectedRecord")
         rejected: dict[int, set[int]] = defaultdict(set)
@@ -113,7 +115,8 @@ def reconcile(settings: Settings, catalog: SchemaCatalog, entity: str) -> list[P
         _read_all(
             consumer, topic_name(ns, entity, Stage.REJECTED), kafka.request_timeout_s, on_rejected
         )
-        lag = group_lag(kafka, group_name(ns, "worker"), [source])
+        # the router consumes the source topic (and forwards in one order to the resolve stage)
+        lag = group_lag(kafka, group_name(ns, f"router-{entity}"), [source])
         reports = []
         for (_, partition), partition_lag in sorted(lag.items()):
             _, end = consumer.get_watermark_offsets(

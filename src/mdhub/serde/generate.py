@@ -22,6 +22,9 @@ COMMON_TYPES = (
     "mdhub.common.RejectedRecord",
     "mdhub.common.Override",
     "mdhub.common.StewardCommand",
+    "mdhub.common.LinkContribution",
+    "mdhub.common.Link",
+    "mdhub.common.PotentialMatch",
 )
 
 _TIMESTAMP: dict[str, str] = {"type": "long", "logicalType": "timestamp-millis"}
@@ -130,6 +133,12 @@ def _golden_record(entity: EntityModel) -> dict[str, Any]:
                 "type": {"type": "array", "items": "mdhub.common.Override"},
                 "default": [],
                 "doc": "values pinned by data stewards",
+            },
+            {
+                "name": "links",
+                "type": {"type": "array", "items": "mdhub.common.Link"},
+                "default": [],
+                "doc": "why each source record belongs to this golden record",
             },
             {"name": "created_at", "type": _TIMESTAMP},
             {"name": "updated_at", "type": _TIMESTAMP},

@@ -18,12 +18,16 @@ from mdhub.domain.records import (
     GoldenRecord,
     GoldenStatus,
     Lineage,
+    Link,
+    LinkContribution,
+    LinkMethod,
     Op,
     Override,
     Reason,
     SourceRecord,
     Value,
 )
+from mdhub.domain.resolve import PotentialMatch
 from mdhub.domain.versioning import json_value
 
 __all__ = [
@@ -35,8 +39,76 @@ __all__ = [
     "golden_from_avro",
     "golden_to_avro",
     "golden_to_json",
+    "link_to_json",
+    "potential_match_from_avro",
+    "potential_match_to_avro",
     "rejected_to_avro",
 ]
+
+
+def _contribution_to_avro(c: LinkContribution) -> dict[str, Any]:
+    return {
+        "attribute": c.attribute,
+        "method": c.method,
+        "similarity": c.similarity,
+        "weight": c.weight,
+        "detail": c.detail,
+    }
+
+
+def _contribution_from_avro(c: Mapping[str, Any]) -> LinkContribution:
+    return LinkContribution(
+        c["attribute"], c["method"], c.get("similarity"), c["weight"], c.get("detail", "")
+    )
+
+
+def _link_to_avro(link: Link) -> dict[str, Any]:
+    return {
+        "source": link.source,
+        "source_key": link.source_key,
+        "method": link.method.value,
+        "decided_at": link.decided_at,
+        "score": link.score,
+        "matched_ref": link.matched_ref,
+        "blocking_key": link.blocking_key,
+        "rule": link.rule,
+        "contributions": [_contribution_to_avro(c) for c in link.contributions],
+        "command_id": link.command_id,
+        "merged_from": link.merged_from,
+    }
+
+
+def _link_from_avro(data: Mapping[str, Any]) -> Link:
+    return Link(
+        source=data["source"],
+        source_key=data["source_key"],
+        method=LinkMethod(data["method"]),
+        decided_at=data["decided_at"],
+        score=data.get("score"),
+        matched_ref=data.get("matched_ref"),
+        blocking_key=data.get("blocking_key"),
+        rule=data.get("rule"),
+        contributions=tuple(_contribution_from_avro(c) for c in data.get("contributions") or ()),
+        command_id=data.get("command_id"),
+        merged_from=data.get("merged_from"),
+    )
+
+
+def link_to_json(link: Link) -> dict[str, Any]:
+    """A link as a JSON document (explanations)."""
+    return {
+        "source": link.source,
+        "source_key": link.source_key,
+        "method": link.method.value,
+        "decided_at": _json_time(link.decided_at),
+        "score": link.score,
+        "matched_ref": link.matched_ref,
+        "blocking_key": link.blocking_key,
+        "rule": link.rule,
+        "contributions": [_contribution_to_avro(c) for c in link.contributions],
+        "command_id": link.command_id,
+        "merged_from": link.merged_from,
+    }
 
 
 def attributes_to_avro(entity: EntityModel, attributes: Attributes) -> dict[str, Any]:
@@ -129,6 +201,7 @@ def golden_to_avro(entity: EntityModel, golden: GoldenRecord) -> dict[str, Any]:
             }
             for o in golden.overrides
         ],
+        "links": [_link_to_avro(k) for k in golden.links],
     }
 
 
@@ -203,6 +276,7 @@ def golden_from_avro(data: Mapping[str, Any], entity: EntityModel | None = None)
             )
             for o in data.get("overrides") or ()
         ),
+        links=tuple(_link_from_avro(k) for k in data.get("links") or ()),
     )
 
 
@@ -323,6 +397,7 @@ def golden_to_json(golden: GoldenRecord) -> dict[str, Any]:
             }
             for o in golden.overrides
         ],
+        "links": [link_to_json(k) for k in golden.links],
     }
 
 
@@ -338,6 +413,10 @@ def command_to_avro(command: StewardCommand) -> dict[str, Any]:
         "issued_at": command.issued_at,
         "issued_by": command.issued_by,
         "reason": command.reason,
+        "source_ref": command.source_ref,
+        "other_ref": command.other_ref,
+        "other_golden_id": command.other_golden_id,
+        "pair_id": command.pair_id,
     }
 
 
@@ -358,4 +437,43 @@ def command_from_avro(data: Mapping[str, Any], entity: EntityModel) -> StewardCo
         value=value,
         issued_by=data.get("issued_by"),
         reason=data.get("reason"),
+        source_ref=data.get("source_ref"),
+        other_ref=data.get("other_ref"),
+        other_golden_id=data.get("other_golden_id"),
+        pair_id=data.get("pair_id"),
+    )
+
+
+def potential_match_to_avro(entity: str, match: PotentialMatch) -> dict[str, Any]:
+    """Potential match -> Avro dict (the review topic)."""
+    return {
+        "pair_id": match.pair_id,
+        "entity": entity,
+        "status": match.status,
+        "ref": match.ref,
+        "golden_id": match.golden_id,
+        "candidate_ref": match.candidate_ref,
+        "candidate_golden_id": match.candidate_golden_id,
+        "score": match.score,
+        "blocking_key": match.blocking_key,
+        "contributions": [_contribution_to_avro(c) for c in match.contributions],
+        "detected_at": match.detected_at,
+        "decided_by": match.decided_by,
+    }
+
+
+def potential_match_from_avro(data: Mapping[str, Any]) -> PotentialMatch:
+    """Avro dict -> potential match."""
+    return PotentialMatch(
+        pair_id=data["pair_id"],
+        status=data["status"],
+        ref=data["ref"],
+        golden_id=data["golden_id"],
+        candidate_ref=data["candidate_ref"],
+        candidate_golden_id=data["candidate_golden_id"],
+        score=data["score"],
+        blocking_key=data.get("blocking_key"),
+        contributions=tuple(_contribution_from_avro(c) for c in data.get("contributions") or ()),
+        detected_at=data["detected_at"],
+        decided_by=data.get("decided_by"),
     )

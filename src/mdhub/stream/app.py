@@ -25,15 +25,17 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP, EventT, StreamT
 
-from mdhub.domain.ledger import Ledger, ledger_key
+from mdhub.domain.ledger import Ledger, commands_ledger_key, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.errors import PublishError
 from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
+from mdhub.stream.router import H_KEY_NONE, H_OFFSET, H_PARTITION, H_TIMESTAMP, H_TOPIC, Router
 
 __all__ = ["create_app"]
 
@@ -52,14 +54,40 @@ def _route_to(event: EventT[Any]) -> None:
     _current_event.set(weakref.ref(event))
 
 
+def _header_map(headers: Any) -> dict[str, bytes]:
+    if not headers:
+        return {}
+    items = headers.items() if isinstance(headers, dict) else headers
+    return {str(k): v for k, v in items}
+
+
 def _message(event: EventT[Any]) -> Message:
+    """The input a resolve-topic event carries, with its source coordinates (router headers)."""
     msg = event.message
-    timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
-    return Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
+    headers = _header_map(msg.headers)
+    topic = headers.get(H_TOPIC)
+    if topic is None:  # not forwarded by the router: take the event as it is
+        timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
+        return Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
+    key = None if H_KEY_NONE in headers else msg.key
+    return Message(
+        topic.decode(),
+        int(headers[H_PARTITION]),
+        int(headers[H_OFFSET]),
+        int(headers[H_TIMESTAMP]),
+        key,
+        msg.value,
+    )
+
+
+def _ledger_key(pipeline: EntityPipeline, message: Message) -> bytes:
+    if message.topic == pipeline.commands_topic:
+        return commands_ledger_key(message.partition)
+    return ledger_key(message.partition)
 
 
 class _EntityAgent:
-    """Feeds one entity's source stream through its pipeline in batches."""
+    """Feeds one entity's resolve stream (inputs in the router's order) through its pipeline."""
 
     def __init__(
         self,
@@ -78,36 +106,60 @@ class _EntityAgent:
         self.m_batch = metrics.batch_seconds.labels(entity)
         self.m_e2e = metrics.end_to_end_seconds.labels(entity)
         self.m_outputs = metrics.outputs.labels
+        self.m_comparisons = metrics.comparisons.labels(entity)
+        self.m_capped = metrics.capped_blocks.labels(entity)
+        self.m_indexed = metrics.identity_records.labels(entity)
+        self.m_largest = metrics.largest_block.labels(entity)
         self.stage_of = {
             pipeline.golden_topic: "golden",
             pipeline.changes_topic: "changes",
             pipeline.rejected_topic: "rejected",
+            pipeline.review_topic: "review",
         }
         self.table = table
         self.producer = producer
         self.batch_size = settings.worker.batch_size
         self.window = settings.worker.batch_window_s
-        # the source and command agents share the state: one batch at a time
-        self.lock = asyncio.Lock()
+        self.indexes: dict[int, IdentityIndex] = {}
+        self.capped_logged: set[str] = set()
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             self.batch_size, within=self.window
         ):
-            async with self.lock:
-                await self._batch(events)
+            await self._batch(events)
             yield None
 
-    async def run_commands(self, stream: StreamT[Any]) -> AsyncIterator[None]:
-        """Steward commands: same state, same partitions (keyed by the record's creating source)."""
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            100, within=self.window
-        ):
-            async with self.lock:
-                await self._batch(events, commands=True)
-            yield None
+    def index_for(self, partition: int) -> IdentityIndex:
+        """The identity index of a shard partition, built from the store on first use."""
+        index = self.indexes.get(partition)
+        if index is None:
+            started = time.monotonic()
+            store = self.table.data
+            db = store._db_for_partition(partition)  # the partition's RocksDB (rocksdict)
+            index = IdentityIndex.load(
+                (k, v)
+                for k, v in db.items(from_key=SUMMARY_PREFIX)
+                if isinstance(k, bytes) and k.startswith(SUMMARY_PREFIX)
+            )
+            self.indexes[partition] = index
+            log.warning(
+                "%s: identity index of partition %d: %d source records in %.1f s",
+                self.pipeline.entity.name,
+                partition,
+                len(index),
+                time.monotonic() - started,
+            )
+        return index
 
-    async def _batch(self, events: list[EventT[Any]], commands: bool = False) -> None:
+    def forget(self, partitions: set[int]) -> None:
+        """Drop the indexes (and decoded states) of partitions this worker no longer owns."""
+        for partition in partitions:
+            self.indexes.pop(partition, None)
+        if partitions:
+            self.pipeline.decoded.clear()
+
+    async def _batch(self, events: list[EventT[Any]]) -> None:
         started = time.monotonic()
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
@@ -118,39 +170,56 @@ class _EntityAgent:
             value = self.table.get(key)
             return value if isinstance(value, bytes) else None
 
-        ledgers: dict[int, tuple[EventT[Any], Ledger]] = {}
+        ledgers: dict[bytes, tuple[EventT[Any], Ledger]] = {}
+        pipeline = self.pipeline
+        consumed = 0
+        comparisons = 0
         for event in events:
-            # Table reads and writes are routed by the current event's partition.
+            # Table reads and writes are routed by the current event's partition (the shard).
             _route_to(event)
-            if commands:  # steward commands: no ledger, they are not source messages
-                result = self.pipeline.process_command(_message(event), load)
+            message = _message(event)
+            index = self.index_for(event.message.partition)
+            lkey = _ledger_key(pipeline, message)
+            if lkey not in ledgers:
+                ledgers[lkey] = (event, Ledger.from_bytes(load(lkey)))
+            if message.offset <= ledgers[lkey][1].last_offset:
+                # Redelivered (a restarted router or worker): its outcome is in the ledger, and
+                # the ledger is written only after the outputs were in Kafka. Processing it again
+                # against newer state could give it a second, different outcome (e.g. stale).
+                self.m_replayed.inc()
+                continue
+            if message.topic == pipeline.commands_topic:
+                result = pipeline.process_command(message, load, index)
             else:
-                partition = event.message.partition
-                if partition not in ledgers:
-                    ledgers[partition] = (event, Ledger.from_bytes(load(ledger_key(partition))))
-                if event.message.offset <= ledgers[partition][1].last_offset:
-                    # Redelivered after a restart: its outcome is in the ledger, and the ledger is
-                    # written only after the outputs were in Kafka. Processing it again against
-                    # newer state could give it a second, different outcome (e.g. stale).
-                    self.m_replayed.inc()
-                    continue
-                result = self.pipeline.process(_message(event), load)
-                ledger = ledgers[partition][1].record(event.message.offset, result.outcome.value)
-                ledgers[partition] = (event, ledger)
+                result = pipeline.process(message, load, index)
+                consumed += 1
+            ledger = ledgers[lkey][1].record(message.offset, result.outcome.value)
+            ledgers[lkey] = (event, ledger)
             self.m_outcomes[result.outcome.value].inc()
+            comparisons += result.comparisons
+            for block in result.capped:
+                self.m_capped.inc()
+                if block not in self.capped_logged and len(self.capped_logged) < 1000:
+                    self.capped_logged.add(block)
+                    log.warning(
+                        "%s: block %r is larger than max_block_size; only its newest records "
+                        "are compared (reported once per block)",
+                        pipeline.entity.name,
+                        block,
+                    )
             for reason in result.reasons:
-                self.m_rejected(self.pipeline.entity.name, reason.code).inc()
+                self.m_rejected(pipeline.entity.name, reason.code).inc()
             for out in result.outputs:
                 self.producer.produce(out.topic, out.key, out.value)
-                self.m_outputs(self.pipeline.entity.name, self.stage_of[out.topic]).inc()
-            if result.state_key is not None:
-                overlay[result.state_key] = result.state_value
-                pending.append((event, result.state_key, result.state_value))
+                self.m_outputs(pipeline.entity.name, self.stage_of[out.topic]).inc()
+            for key, value in result.writes:
+                overlay[key] = value
+                pending.append((event, key, value))
             self.producer.poll(0)
-        for partition, (event, ledger) in ledgers.items():
-            pending.append((event, ledger_key(partition), ledger.to_bytes()))
-        if not commands:
-            self.m_consumed.inc(len(events))
+        for lkey, (event, ledger) in ledgers.items():
+            pending.append((event, lkey, ledger.to_bytes()))
+        self.m_consumed.inc(consumed)
+        self.m_comparisons.inc(comparisons)
         await self._deliver()
         now = time.time()
         for event in events:
@@ -165,7 +234,7 @@ class _EntityAgent:
 
         for event, key, value in pending:
             self.producer.produce(
-                self.pipeline.state_topic, key, value, event.message.partition, delivered
+                pipeline.state_topic, key, value, event.message.partition, delivered
             )
         await self._deliver()
         store = self.table.data
@@ -176,9 +245,11 @@ class _EntityAgent:
             else:
                 store[key] = value
         for partition, offset in changelog.items():
-            store.set_persisted_offset(TP(self.pipeline.state_topic, partition), offset)
-        self.m_outputs(self.pipeline.entity.name, "state").inc(len(pending))
+            store.set_persisted_offset(TP(pipeline.state_topic, partition), offset)
+        self.m_outputs(pipeline.entity.name, "state").inc(len(pending))
         self.m_batch.observe(time.monotonic() - started)
+        self.m_indexed.set(sum(len(index) for index in self.indexes.values()))
+        self.m_largest.set(max((i.largest_block for i in self.indexes.values()), default=0))
 
     async def _deliver(self) -> None:
         try:
@@ -218,17 +289,60 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     )
     producer = HubProducer(kafka)
     metrics = WorkerMetrics.create()
+    runners: dict[str, _EntityAgent] = {}
+    routers: dict[str, Router] = {}
     for entity in model.entities.values():
-        _add_entity(app, settings, entity, catalog, producer, metrics)
-    source_topics = {topic_name(settings.namespace, e, Stage.SOURCE) for e in model.entities}
+        runners[entity.name] = _add_entity(app, settings, entity, catalog, producer, metrics)
+        routers[entity.name] = Router(
+            kafka,
+            group_name(settings.namespace, f"router-{entity.name}"),
+            [
+                topic_name(settings.namespace, entity.name, Stage.SOURCE),
+                topic_name(settings.namespace, entity.name, Stage.COMMANDS),
+            ],
+            topic_name(settings.namespace, entity.name, Stage.RESOLVE),
+            margin_ms=settings.worker.router_margin_ms,
+        )
+    resolve_topics = {topic_name(settings.namespace, e, Stage.RESOLVE): e for e in model.entities}
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
-        metrics.assigned.set(sum(1 for tp in assigned if tp.topic in source_topics))
+        mine = {tp for tp in assigned if tp.topic in resolve_topics}
+        metrics.assigned.set(len(mine))
+        for tp in mine:
+            router = routers[resolve_topics[tp.topic]]
+            # the worker that owns a resolve topic's partition 0 runs that entity's router
+            if tp.partition == 0 and not router.running:
+                router.start()
+                log.warning("router for %s started", tp.topic)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         metrics.assigned.set(0)
+        for tp in revoked:
+            if tp.topic not in resolve_topics:
+                continue
+            entity = resolve_topics[tp.topic]
+            runners[entity].forget({tp.partition})
+            router = routers[entity]
+            if tp.partition == 0 and router.running:
+                await asyncio.to_thread(router.stop)
+                log.warning("router for %s stopped (partition moved)", tp.topic)
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def _watch_routers() -> None:
+        for entity, router in routers.items():
+            metrics.forwarded.labels(entity).set(router.forwarded)
+            if router.error is not None:
+                # offsets of what it did not forward are not committed: a restart resumes there
+                log.critical("the %s router failed (%s); exiting", entity, router.error)
+                logging.shutdown()
+                os._exit(EXIT_OUTPUT_FAILED)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def _stop_routers(app: faust.App, **kwargs: Any) -> None:
+        for router in routers.values():
+            await asyncio.to_thread(router.stop)
 
     port = serve_metrics(metrics, settings.worker.metrics_port)
     if port is not None:
@@ -243,13 +357,13 @@ def _add_entity(
     catalog: SchemaCatalog,
     producer: HubProducer,
     metrics: WorkerMetrics,
-) -> None:
+) -> _EntityAgent:
     pipeline = EntityPipeline(
         entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
     )
     partitions = settings.kafka.partitions
-    source = app.topic(
-        pipeline.source_topic,
+    resolve = app.topic(
+        topic_name(settings.namespace, entity.name, Stage.RESOLVE),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -273,13 +387,5 @@ def _add_entity(
         changelog_topic=changelog,
     )
     runner = _EntityAgent(pipeline, table, producer, settings, metrics)
-    app.agent(source, name=f"mdhub.{entity.name}.merge", concurrency=1)(runner.run)
-    commands = app.topic(
-        pipeline.commands_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-    app.agent(commands, name=f"mdhub.{entity.name}.steward", concurrency=1)(runner.run_commands)
+    app.agent(resolve, name=f"mdhub.{entity.name}.resolve", concurrency=1)(runner.run)
+    return runner

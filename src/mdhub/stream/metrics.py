@@ -32,6 +32,11 @@ class WorkerMetrics:
     end_to_end_seconds: Histogram
     outputs: Counter
     assigned: Gauge
+    comparisons: Counter
+    capped_blocks: Counter
+    identity_records: Gauge
+    largest_block: Gauge
+    forwarded: Gauge
 
     @classmethod
     def create(cls) -> WorkerMetrics:
@@ -85,7 +90,38 @@ class WorkerMetrics:
             ),
             assigned=Gauge(
                 metric_name("worker", "assigned", "partitions"),
-                "Source partitions assigned to this worker.",
+                "Resolve-topic (shard) partitions assigned to this worker.",
+                registry=registry,
+            ),
+            comparisons=Counter(
+                metric_name("resolve", "comparisons", "pairs_total"),
+                "Candidate pairs scored by the resolve stage.",
+                ["entity"],
+                registry=registry,
+            ),
+            capped_blocks=Counter(
+                metric_name("resolve", "capped_blocks", "total"),
+                "Blocks larger than max_block_size met by the resolve stage (only the newest "
+                "max_block_size records of such a block are compared).",
+                ["entity"],
+                registry=registry,
+            ),
+            identity_records=Gauge(
+                metric_name("resolve", "indexed", "records"),
+                "Source records in the identity index of this worker.",
+                ["entity"],
+                registry=registry,
+            ),
+            largest_block=Gauge(
+                metric_name("resolve", "largest_block", "records"),
+                "Records in the largest block of the identity index.",
+                ["entity"],
+                registry=registry,
+            ),
+            forwarded=Gauge(
+                metric_name("router", "forwarded", "messages"),
+                "Inputs the router of this worker forwarded to the resolve topic since it started.",
+                ["entity"],
                 registry=registry,
             ),
         )

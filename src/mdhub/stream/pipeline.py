@@ -12,11 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mdhub.domain.commands import apply_command
-from mdhub.domain.identity import golden_id_for
-from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change
+from mdhub.domain.commands import IDENTITY_ACTIONS, Action, StewardCommand, apply_command
+from mdhub.domain.merge import Applied, Rejected
 from mdhub.domain.model import EntityModel
-from mdhub.domain.records import CandidateChange, GoldenRecord, GoldenStatus, Reason
+from mdhub.domain.records import (
+    CandidateChange,
+    Cause,
+    CauseKind,
+    GoldenRecord,
+    GoldenStatus,
+    Reason,
+)
+from mdhub.domain.resolve import PotentialMatch, Resolution, Resolver, ReviewStatus, pair_id
 from mdhub.domain.standardize import apply_standardizers
 from mdhub.domain.validation import ReasonCode, standardize, validate_change
 from mdhub.errors import DecodeError
@@ -29,12 +36,15 @@ from mdhub.serde.mapping import (
     command_from_avro,
     golden_from_avro,
     golden_to_avro,
+    potential_match_to_avro,
     rejected_to_avro,
 )
+from mdhub.stream.identity import IdentityIndex, summary_key
 
 __all__ = ["EntityPipeline", "Message", "Outcome", "Output", "StepResult"]
 
 StateLoader = Callable[[bytes], bytes | None]
+DECODED_CACHE_SIZE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
+    PENDING_REVIEW = "pending_review"  # accepted, with a potential match for a steward
 
 
 @dataclass(slots=True)
@@ -72,10 +83,11 @@ class StepResult:
 
     outcome: Outcome
     outputs: list[Output] = field(default_factory=list)
-    state_key: bytes | None = None
-    state_value: bytes | None = None  # the new state to store when state_key is set
+    writes: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # state key -> value
     reasons: tuple[Reason, ...] = ()
     golden_version: int | None = None
+    comparisons: int = 0
+    capped: tuple[str, ...] = ()
 
 
 class EntityPipeline:
@@ -104,6 +116,11 @@ class EntityPipeline:
         self.state_topic = topic_name(namespace, entity.name, Stage.STATE)
         self.commands_topic = topic_name(namespace, entity.name, Stage.COMMANDS)
         self.command_codec = catalog.codec("mdhub.common.StewardCommand")
+        self.review_codec = catalog.codec("mdhub.common.PotentialMatch")
+        self.review_topic = topic_name(namespace, entity.name, Stage.REVIEW)
+        self.resolver = Resolver(entity)
+        # decoded golden states by id, with the bytes they came from (LRU-ish, insertion order)
+        self.decoded: dict[str, tuple[bytes, GoldenRecord]] = {}
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -203,48 +220,75 @@ class EntityPipeline:
             return self._reject(msg, tuple(reasons), "validate", change)
         return change
 
-    def process(self, msg: Message, load_state: StateLoader) -> StepResult:
-        """Process one source message; ``load_state(golden_id)`` returns the stored state bytes."""
+    def workspace(self, load_state: StateLoader, index: IdentityIndex) -> _Workspace:
+        """The resolver's view of the state: golden records from the store, summaries and blocks
+        from the in-memory index."""
+        return _Workspace(self, load_state, index)
+
+    def process(
+        self, msg: Message, load_state: StateLoader, index: IdentityIndex | None = None
+    ) -> StepResult:
+        """Process one source message; ``load_state(key)`` returns the stored state bytes."""
         parsed = self.parse(msg)
         if isinstance(parsed, StepResult):
             return parsed
         change = parsed
-        golden_id = golden_id_for(self.entity.name, change.source, change.source_key)
-        key = golden_id.encode()
-        state = self.decode_state(load_state(key))
-        outcome = apply_change(self.entity, state, change, golden_id)
-        if isinstance(outcome, Rejected):
-            return self._reject(msg, outcome.reasons, "merge", change)
-        if isinstance(outcome, Unchanged):
-            result = StepResult(Outcome.UNCHANGED)
-            if outcome.state is not None and outcome.state is not state:
-                result.state_key = key
-                result.state_value = self.encode_golden(outcome.state)
-            return result
-        assert isinstance(outcome, Applied)
-        return self._applied(outcome, key)
+        index = index if index is not None else IdentityIndex()
+        ws = self.workspace(load_state, index)
+        resolution = self.resolver.resolve(ws, change)
+        if resolution.rejected is not None:
+            return self._reject(msg, resolution.rejected.reasons, "merge", change)
+        return self._resolved(resolution, ws, index)
 
-    def _applied(self, outcome: Applied, key: bytes) -> StepResult:
-        golden = outcome.golden
-        golden_bytes = self.encode_golden(golden)
-        event_bytes = self.event_codec.encode(change_event_to_avro(self.entity, outcome.event))
-        outputs = [
-            Output(self.changes_topic, key, event_bytes),
-            Output(self.golden_topic, key, golden_bytes),
-        ]
-        if golden.status in (GoldenStatus.RETIRED, GoldenStatus.ERASED):
-            # the final version (an erased one holds no attribute) tells readers to drop it; the
-            # tombstone after it lets compaction remove the key
-            outputs.append(Output(self.golden_topic, key, None))
+    def _resolved(self, resolution: Resolution, ws: _Workspace, index: IdentityIndex) -> StepResult:
+        outputs: list[Output] = []
+        encoded: dict[int, bytes] = {}
+        for applied in resolution.goldens:
+            golden = applied.golden
+            key = golden.golden_id.encode()
+            golden_bytes = self.encode_golden(golden)
+            encoded[id(golden)] = golden_bytes
+            event_bytes = self.event_codec.encode(change_event_to_avro(self.entity, applied.event))
+            outputs.append(Output(self.changes_topic, key, event_bytes))
+            outputs.append(Output(self.golden_topic, key, golden_bytes))
+            if golden.status in (GoldenStatus.RETIRED, GoldenStatus.ERASED):
+                # the final version (an erased one holds no attribute) tells readers to drop it;
+                # the tombstone after it lets compaction remove the key
+                outputs.append(Output(self.golden_topic, key, None))
+        for match in resolution.reviews:
+            outputs.append(
+                Output(
+                    self.review_topic,
+                    match.pair_id.encode(),
+                    self.review_codec.encode(potential_match_to_avro(self.entity.name, match)),
+                )
+            )
+        writes: list[tuple[bytes, bytes | None]] = []
+        for golden_id, state in resolution.states.items():
+            data = encoded.get(id(state)) or self.encode_golden(state)
+            writes.append((golden_id.encode(), data))
+            ws.remember(golden_id, data, state)
+        for ref, summary in resolution.summaries.items():
+            stamped = index.stamp(summary)
+            writes.append((summary_key(ref), stamped.to_json()))
+            index.put(stamped)
+        if resolution.goldens:
+            outcome = Outcome.PENDING_REVIEW if resolution.reviews else Outcome.ACCEPTED
+        else:
+            outcome = Outcome.UNCHANGED
+        last = resolution.goldens[-1].golden.version if resolution.goldens else None
         return StepResult(
-            Outcome.ACCEPTED,
+            outcome,
             outputs,
-            state_key=key,
-            state_value=golden_bytes,
-            golden_version=golden.version,
+            writes=writes,
+            golden_version=last,
+            comparisons=resolution.comparisons,
+            capped=tuple(resolution.capped),
         )
 
-    def process_command(self, msg: Message, load_state: StateLoader) -> StepResult:
+    def process_command(
+        self, msg: Message, load_state: StateLoader, index: IdentityIndex | None = None
+    ) -> StepResult:
         """Apply one steward command from the commands topic."""
         if msg.value is None:
             return self._reject(
@@ -264,14 +308,125 @@ class EntityPipeline:
         if command.entity != self.entity.name:
             reason = Reason(ReasonCode.WRONG_ENTITY, f"a {command.entity!r} command on {msg.topic}")
             return self._reject(msg, (reason,), "steward")
-        key = command.golden_id.encode()
-        state = self.decode_state(load_state(key))
-        outcome = apply_command(self.entity, state, command)
-        if isinstance(outcome, Rejected):
-            return self._reject(msg, outcome.reasons, "steward")
-        if isinstance(outcome, Unchanged):
-            return StepResult(Outcome.UNCHANGED)
-        return self._applied(outcome, key)
+        index = index if index is not None else IdentityIndex()
+        ws = self.workspace(load_state, index)
+        if command.action in IDENTITY_ACTIONS:
+            resolution = self._identity_command(ws, command)
+        else:
+            resolution = Resolution()
+            state = ws.golden(command.golden_id)
+            outcome = apply_command(self.entity, state, command)
+            if isinstance(outcome, Rejected):
+                resolution.rejected = outcome
+            elif isinstance(outcome, Applied):
+                resolution.goldens.append(outcome)
+                resolution.states[command.golden_id] = outcome.golden
+                if outcome.golden.status is GoldenStatus.ERASED and state is not None:
+                    resolution.summaries.update(self.resolver.erase_summaries(ws, state))
+        if resolution.rejected is not None:
+            return self._reject(msg, resolution.rejected.reasons, "steward")
+        return self._resolved(resolution, ws, index)
+
+    def _identity_command(self, ws: _Workspace, command: StewardCommand) -> Resolution:
+        cause = Cause(CauseKind.STEWARD_COMMAND, command.command_id)
+        at = command.issued_at
+        action = command.action
+        resolver = self.resolver
+
+        def need(*values: str | None) -> Resolution | None:
+            if all(values):
+                return None
+            out = Resolution()
+            out.rejected = Rejected(
+                (Reason("MALFORMED_COMMAND", f"{action.value} needs more arguments"),)
+            )
+            return out
+
+        if action is Action.MERGE:
+            missing = need(command.golden_id, command.other_golden_id)
+            if missing:
+                return missing
+            refs = []
+            for golden_id in (command.golden_id, command.other_golden_id):
+                state = ws.golden(golden_id or "")
+                if state is None or state.status is not GoldenStatus.ACTIVE:
+                    out = Resolution()
+                    out.rejected = Rejected(
+                        (Reason("NOT_ACTIVE", f"golden {golden_id} is not an active record"),)
+                    )
+                    return out
+                refs.append(state.active_sources[0].source_ref)
+            return resolver.link(ws, refs[0], refs[1], command.command_id, at, cause)
+        if action is Action.SPLIT:
+            missing = need(command.golden_id, command.source_ref)
+            return missing or resolver.split(
+                ws, command.golden_id, command.source_ref or "", command.command_id, at, cause
+            )
+        missing = need(command.source_ref, command.other_ref)
+        if missing:
+            return missing
+        a, b = command.source_ref or "", command.other_ref or ""
+        if action in (Action.LINK, Action.ACCEPT_MATCH):
+            out = resolver.link(ws, a, b, command.command_id, at, cause)
+        else:
+            undo = action is Action.UNDO_NOT_MATCH
+            out = resolver.not_match(ws, a, b, command.command_id, at, cause, undo=undo)
+        if out.rejected is None and action in (Action.ACCEPT_MATCH, Action.REJECT_MATCH):
+            sa, sb = out.summaries.get(a) or ws.summary(a), out.summaries.get(b) or ws.summary(b)
+            status = (
+                ReviewStatus.ACCEPTED if action is Action.ACCEPT_MATCH else ReviewStatus.REJECTED
+            )
+            out.reviews.append(
+                PotentialMatch(
+                    pair_id=command.pair_id or pair_id(self.entity.name, a, b),
+                    status=status,
+                    ref=a,
+                    golden_id=sa.golden_id if sa else "",
+                    candidate_ref=b,
+                    candidate_golden_id=sb.golden_id if sb else "",
+                    score=0.0,
+                    blocking_key=None,
+                    contributions=(),
+                    detected_at=at,
+                    decided_by=command.command_id,
+                )
+            )
+        return out
+
+
+class _Workspace:
+    """Golden states decoded once and kept (the store holds the bytes), summaries and blocks from
+    the identity index."""
+
+    def __init__(
+        self, pipeline: EntityPipeline, load_state: StateLoader, index: IdentityIndex
+    ) -> None:
+        self.pipeline = pipeline
+        self.load_state = load_state
+        self.index = index
+        self.summary = index.summary
+        self.block = index.block
+
+    def golden(self, golden_id: str) -> GoldenRecord | None:
+        data = self.load_state(golden_id.encode())
+        if not data:
+            return None
+        cache = self.pipeline.decoded
+        hit = cache.get(golden_id)
+        if hit is not None and hit[0] == data:
+            return hit[1]
+        state = self.pipeline.decode_state(data)
+        self.remember(golden_id, data, state)
+        return state
+
+    def remember(self, golden_id: str, data: bytes, state: GoldenRecord | None) -> None:
+        cache = self.pipeline.decoded
+        if state is None:
+            cache.pop(golden_id, None)
+            return
+        if len(cache) >= DECODED_CACHE_SIZE and golden_id not in cache:
+            cache.pop(next(iter(cache)))
+        cache[golden_id] = (data, state)
 
 
 def new_change_id() -> str:

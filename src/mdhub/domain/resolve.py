@@ -1,0 +1,820 @@
+"""Identity resolution: which golden record a source record belongs to, and the merges and splits
+that follow. Pure: state comes through a :class:`Workspace`, results are returned as a
+:class:`Resolution`; time comes from the change or command, never from the clock.
+
+Every source record known to the hub has a :class:`Summary` (its golden id, its match features and
+blocking keys, and the steward constraints on it). A known source key goes straight to its golden
+record (the xref). A new one takes candidates from the blocking index, scores them, and then:
+
+* at or above the match threshold (or by a deterministic match rule): it links to that golden
+  record; when it matches several golden records they merge into one (the survivor keeps its id,
+  the others become ``merged`` redirects);
+* between the review and match thresholds: it gets a golden record of its own and a potential
+  match for a steward;
+* below: it gets a golden record of its own.
+
+An update that changes matching attributes is re-evaluated: a source record that no longer matches
+any other source record of its golden record is split out and resolved again, and one that now
+also matches another golden record merges the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from mdhub.domain.identity import golden_id_for
+from mdhub.domain.matching import (
+    MatchingSpec,
+    MatchScore,
+    Verdict,
+    blocking_keys,
+    compare,
+    features,
+)
+from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change, rebuild
+from mdhub.domain.model import EntityModel
+from mdhub.domain.records import (
+    CandidateChange,
+    Cause,
+    CauseKind,
+    ChangeEvent,
+    GoldenRecord,
+    GoldenStatus,
+    Link,
+    LinkContribution,
+    LinkMethod,
+    Op,
+    Reason,
+)
+from mdhub.domain.versioning import content_hash
+
+__all__ = [
+    "PotentialMatch",
+    "Resolution",
+    "Resolver",
+    "ReviewStatus",
+    "Summary",
+    "Workspace",
+    "pair_id",
+]
+
+_PAIR_NAMESPACE = uuid.UUID("0d6f3b8a-5c1e-5a57-8f0e-7265766965f1").bytes
+MAX_REVIEWS_PER_RECORD = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the resolver keeps about one source record (the xref entry and its match summary)."""
+
+    ref: str
+    golden_id: str
+    features: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    active: bool = True
+    alone: bool = False  # split out by a steward: never matched automatically again
+    not_match: tuple[str, ...] = ()  # refs a steward said are a different entity
+    linked: tuple[str, ...] = ()  # refs a steward said are the same entity
+    seq: int = 0  # when it (last) entered its blocks: orders blocks the same after a restart
+
+    def to_json(self) -> bytes:
+        """Serialize (compact JSON)."""
+        data: dict[str, Any] = {"r": self.ref, "g": self.golden_id}
+        if self.features:
+            data["f"] = self.features
+        if self.keys:
+            data["k"] = list(self.keys)
+        if not self.active:
+            data["a"] = 0
+        if self.alone:
+            data["s"] = 1
+        if self.not_match:
+            data["n"] = list(self.not_match)
+        if self.linked:
+            data["l"] = list(self.linked)
+        if self.seq:
+            data["q"] = self.seq
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Summary:
+        """Deserialize."""
+        raw = json.loads(data)
+        return cls(
+            ref=raw["r"],
+            golden_id=raw["g"],
+            features=raw.get("f", {}),
+            keys=tuple(raw.get("k", ())),
+            active=bool(raw.get("a", 1)),
+            alone=bool(raw.get("s", 0)),
+            not_match=tuple(raw.get("n", ())),
+            linked=tuple(raw.get("l", ())),
+            seq=int(raw.get("q", 0)),
+        )
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the record is in the blocking index (active and not split out)."""
+        return self.active and bool(self.keys)
+
+
+class ReviewStatus:
+    """States of a potential match on the review topic."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PotentialMatch:
+    """A pair of source records that may be one entity: for a steward to decide."""
+
+    pair_id: str
+    status: str
+    ref: str
+    golden_id: str
+    candidate_ref: str
+    candidate_golden_id: str
+    score: float
+    blocking_key: str | None
+    contributions: tuple[LinkContribution, ...]
+    detected_at: dt.datetime
+    decided_by: str | None = None
+
+
+def pair_id(entity: str, ref_a: str, ref_b: str) -> str:
+    """The stable id of the pair of two source records (order does not matter)."""
+    first, second = sorted((ref_a, ref_b))
+    digest = bytearray(
+        hashlib.sha1(_PAIR_NAMESPACE + f"{entity}/{first}|{second}".encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+class Workspace(Protocol):
+    """Read access to the resolver's state (the stream stage serves it from its store)."""
+
+    def golden(self, golden_id: str) -> GoldenRecord | None:
+        """The golden state, or None."""
+
+    def summary(self, ref: str) -> Summary | None:
+        """The summary of a source record, or None if the hub has never seen it."""
+
+    def block(self, key: str) -> Sequence[str]:
+        """The refs in a block, oldest first."""
+
+
+@dataclass(slots=True)
+class Resolution:
+    """Everything one input changed. ``goldens`` are in the order their versions must go out."""
+
+    goldens: list[Applied] = field(default_factory=list)
+    states: dict[str, GoldenRecord] = field(default_factory=dict)  # new state per golden id
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    reviews: list[PotentialMatch] = field(default_factory=list)
+    rejected: Rejected | None = None
+    comparisons: int = 0
+    capped: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any golden version was made."""
+        return bool(self.goldens)
+
+
+def _contributions(score: MatchScore) -> tuple[LinkContribution, ...]:
+    return tuple(
+        LinkContribution(c.attribute, c.method, c.similarity, round(c.weight, 4), c.detail)
+        for c in score.contributions
+    )
+
+
+@dataclass(slots=True)
+class _Candidate:
+    ref: str
+    golden_id: str
+    score: MatchScore
+    key: str
+
+
+class _View:
+    """The workspace with this input's own changes laid over it."""
+
+    def __init__(self, ws: Workspace, out: Resolution) -> None:
+        self.ws = ws
+        self.out = out
+
+    def golden(self, golden_id: str) -> GoldenRecord | None:
+        if golden_id in self.out.states:
+            return self.out.states[golden_id]
+        return self.ws.golden(golden_id)
+
+    def summary(self, ref: str) -> Summary | None:
+        if ref in self.out.summaries:
+            return self.out.summaries[ref]
+        return self.ws.summary(ref)
+
+    def put_summary(self, summary: Summary) -> None:
+        if self.summary(summary.ref) != summary:
+            self.out.summaries[summary.ref] = summary
+
+    def record(self, outcome: Applied | Unchanged, golden_id: str) -> GoldenRecord | None:
+        if isinstance(outcome, Applied):
+            self.out.goldens.append(outcome)
+            self.out.states[golden_id] = outcome.golden
+            return outcome.golden
+        if outcome.state is not None:
+            self.out.states[golden_id] = outcome.state
+        return outcome.state
+
+
+class Resolver:
+    """Identity resolution of one entity type."""
+
+    def __init__(self, entity: EntityModel) -> None:
+        self.entity = entity
+        self.spec: MatchingSpec | None = getattr(entity, "matching", None)
+
+    # -- ids ---------------------------------------------------------------------------------
+
+    def _new_id(self, view: _View, ref: str) -> str:
+        """The golden id for a record that starts a golden record: derived from its ref (a later
+        one gets a numbered variant when a split left that id in use)."""
+        source, _, key = ref.partition(":")
+        candidate = golden_id_for(self.entity.name, source, key)
+        n = 1
+        while view.golden(candidate) is not None and view.golden(candidate).version > 0:  # type: ignore[union-attr]
+            candidate = golden_id_for(self.entity.name, source, f"{key}#{n}")
+            n += 1
+        return candidate
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def _features(self, change: CandidateChange) -> tuple[dict[str, Any], tuple[str, ...]]:
+        if self.spec is None:
+            return {}, ()
+        feats = features(self.spec, change.attributes)
+        return feats, tuple(blocking_keys(self.spec, feats))
+
+    def _blocked_by_steward(self, view: _View, mine: Summary, other: Summary) -> bool:
+        if other.ref in mine.not_match or mine.ref in other.not_match:
+            return True
+        return bool((mine.alone or other.alone) and other.ref not in mine.linked)
+
+    def _golden_forbidden(self, view: _View, mine: Summary, golden_id: str) -> bool:
+        """Whether a steward said ``mine`` is not the entity of some record of that golden."""
+        state = view.golden(golden_id)
+        if state is None:
+            return False
+        for record in state.active_sources:
+            if record.source_ref in mine.not_match:
+                return True
+            other = view.summary(record.source_ref)
+            if other is not None and mine.ref in other.not_match:
+                return True
+        return False
+
+    def _candidates(self, view: _View, mine: Summary, exclude: set[str]) -> dict[str, _Candidate]:
+        """Best candidate per golden id, from the blocks of ``mine``."""
+        best: dict[str, _Candidate] = {}
+        if self.spec is None or mine.alone:
+            return best
+        cap = self.spec.max_block_size
+        seen: set[str] = {mine.ref}
+        spec = self.spec
+        out = view.out
+        for key in mine.keys:
+            refs = view.ws.block(key)
+            if len(refs) > cap:
+                out.capped.append(key)
+                refs = refs[-cap:]
+            for ref in refs:
+                if ref in seen:
+                    continue
+                seen.add(ref)
+                other = view.summary(ref)
+                if other is None or not other.indexed or other.golden_id in exclude:
+                    continue
+                if self._blocked_by_steward(view, mine, other):
+                    continue
+                score = compare(spec, mine.features, other.features)
+                out.comparisons += 1
+                current = best.get(other.golden_id)
+                if current is None or (score.score, current.ref) > (current.score.score, ref):
+                    best[other.golden_id] = _Candidate(ref, other.golden_id, score, key)
+        return best
+
+    def _survivor(self, view: _View, golden_ids: Sequence[str]) -> str:
+        def rank(golden_id: str) -> tuple[int, dt.datetime, str]:
+            state = view.golden(golden_id)
+            assert state is not None
+            return (-len(state.active_sources), state.created_at, golden_id)
+
+        return min(golden_ids, key=rank)
+
+    # -- golden-record operations --------------------------------------------------------------
+
+    def _link_for(self, ref: str, method: LinkMethod, at: dt.datetime, **extra: Any) -> Link:
+        source, _, key = ref.partition(":")
+        return Link(source=source, source_key=key, method=method, decided_at=at, **extra)
+
+    def _with_link(self, state: GoldenRecord | None, link: Link) -> tuple[Link, ...]:
+        kept = tuple(k for k in (state.links if state else ()) if k.source_ref != link.source_ref)
+        return tuple(sorted((*kept, link), key=lambda k: k.source_ref))
+
+    def _merge(
+        self, view: _View, survivor_id: str, loser_id: str, cause: Cause, at: dt.datetime
+    ) -> None:
+        survivor = view.golden(survivor_id)
+        loser = view.golden(loser_id)
+        assert survivor is not None and loser is not None
+        sources = tuple(sorted((*survivor.sources, *loser.sources), key=lambda r: r.source_ref))
+        pinned = {o.attribute for o in survivor.overrides}
+        overrides = (
+            *survivor.overrides,
+            *(o for o in loser.overrides if o.attribute not in pinned),
+        )
+        moved = tuple(replace(k, merged_from=loser_id) for k in loser.links)
+        links = tuple(sorted((*survivor.links, *moved), key=lambda k: k.source_ref))
+        outcome = rebuild(
+            self.entity, survivor, survivor_id, sources, tuple(overrides), cause, at, links
+        )
+        view.record(outcome, survivor_id)
+        # the loser: a redirect to the survivor, no attributes of its own
+        status = GoldenStatus.MERGED
+        merged = GoldenRecord(
+            golden_id=loser_id,
+            entity=self.entity.name,
+            version=loser.version + 1,
+            status=status,
+            attributes={},
+            lineage={},
+            sources=(),
+            created_at=loser.created_at,
+            updated_at=max(loser.updated_at, at),
+            content_hash=content_hash(status, {}, {}, ()),
+            merged_into=survivor_id,
+        )
+        changed = tuple(n for n in self.entity.attributes if n in loser.attributes)
+        event = ChangeEvent(
+            golden_id=loser_id,
+            entity=self.entity.name,
+            version=merged.version,
+            status=status,
+            changed=changed,
+            before=dict(loser.attributes),
+            after={},
+            cause=cause,
+            occurred_at=at,
+        )
+        view.record(Applied(merged, event), loser_id)
+        for record in loser.sources:
+            summary = view.summary(record.source_ref)
+            if summary is not None:
+                view.put_summary(replace(summary, golden_id=survivor_id))
+
+    def _split(
+        self,
+        view: _View,
+        golden_id: str,
+        ref: str,
+        cause: Cause,
+        at: dt.datetime,
+        link: Link | None,
+    ) -> str | None:
+        """Move ``ref`` out of ``golden_id`` to a golden record of its own; returns its new id."""
+        state = view.golden(golden_id)
+        assert state is not None
+        record = state.source(*ref.split(":", 1))
+        if record is None:
+            return None
+        rest = tuple(r for r in state.sources if r.source_ref != ref)
+        links = tuple(k for k in state.links if k.source_ref != ref)
+        view.record(
+            rebuild(self.entity, state, golden_id, rest, state.overrides, cause, at, links),
+            golden_id,
+        )
+        new_id = self._new_id(view, ref)
+        own = link or self._link_for(ref, LinkMethod.SPLIT, at)
+        view.record(rebuild(self.entity, None, new_id, (record,), (), cause, at, (own,)), new_id)
+        summary = view.summary(ref)
+        if summary is not None:
+            view.put_summary(replace(summary, golden_id=new_id))
+        return new_id
+
+    # -- source changes ----------------------------------------------------------------------
+
+    def resolve(self, ws: Workspace, change: CandidateChange) -> Resolution:
+        """Resolve and apply one validated candidate change."""
+        out = Resolution()
+        view = _View(ws, out)
+        ref = change.source_ref
+        known = view.summary(ref)
+        if change.op is Op.DELETE:
+            return self._delete(view, change, known)
+        feats, keys = self._features(change)
+        cause = Cause(
+            kind=CauseKind.SOURCE_CHANGE,
+            id=change.change_id,
+            source=change.source,
+            source_key=change.source_key,
+        )
+        at = change.occurred_at
+        if known is not None:
+            state = view.golden(known.golden_id)
+            outcome = apply_change(self.entity, state, change, known.golden_id)
+            if isinstance(outcome, Rejected):
+                out.rejected = outcome
+                return out
+            if isinstance(outcome, Unchanged) and outcome.why == "duplicate":
+                return out
+            mine = replace(known, features=feats, keys=keys, active=True)
+            if self.spec is None or (known.features == feats and known.active):
+                view.record(outcome, known.golden_id)
+                view.put_summary(mine)
+                return out
+            view.put_summary(mine)
+            if self._still_belongs(view, mine, state):
+                view.record(outcome, known.golden_id)
+                self._bridge(view, mine, known.golden_id, cause, at)
+                return out
+            # it no longer matches the rest of its golden record: split it out, resolve it anew
+            self._split(view, known.golden_id, ref, cause, at, None)
+            moved = view.summary(ref)
+            assert moved is not None
+            self._place(
+                view, change, moved, cause, at, exclude={known.golden_id}, reuse=moved.golden_id
+            )
+            return out
+        mine = Summary(ref=ref, golden_id="", features=feats, keys=keys)
+        self._place(view, change, mine, cause, at, exclude=set(), reuse=None)
+        return out
+
+    def _still_belongs(self, view: _View, mine: Summary, state: GoldenRecord | None) -> bool:
+        if state is None or self.spec is None:
+            return True
+        others = [r.source_ref for r in state.active_sources if r.source_ref != mine.ref]
+        if not others:
+            return True
+        for ref in others:
+            if ref in mine.linked:
+                return True
+            other = view.summary(ref)
+            if other is None or not other.features:
+                return True  # nothing to compare with: keep the link
+            score = compare(self.spec, mine.features, other.features)
+            view.out.comparisons += 1
+            if score.verdict is Verdict.MATCH:
+                return True
+        return False
+
+    def _bridge(
+        self, view: _View, mine: Summary, golden_id: str, cause: Cause, at: dt.datetime
+    ) -> None:
+        """After an update of matching attributes: merge golden records the record now matches."""
+        found = self._candidates(view, mine, exclude={golden_id})
+        matches = [
+            c.golden_id
+            for c in found.values()
+            if c.score.verdict is Verdict.MATCH
+            and not self._golden_forbidden(view, mine, c.golden_id)
+        ]
+        if not matches:
+            return
+        group = [golden_id, *sorted(matches)]
+        survivor = self._survivor(view, group)
+        for other in group:
+            if other != survivor:
+                self._merge(view, survivor, other, cause, at)
+
+    def _place(
+        self,
+        view: _View,
+        change: CandidateChange,
+        mine: Summary,
+        cause: Cause,
+        at: dt.datetime,
+        exclude: set[str],
+        reuse: str | None,
+    ) -> None:
+        """Link a record without a golden record (new, or just split out) to where it belongs."""
+        found = self._candidates(view, mine, exclude)
+        ordered = sorted(found.values(), key=lambda c: (-c.score.score, c.golden_id))
+        matches = [
+            c
+            for c in ordered
+            if c.score.verdict is Verdict.MATCH
+            and not self._golden_forbidden(view, mine, c.golden_id)
+        ]
+        ref = change.source_ref
+        if matches:
+            group = [c.golden_id for c in matches]
+            target = self._survivor(view, group)
+            best = next(c for c in matches if c.golden_id == target)
+            link = self._link_for(
+                ref,
+                LinkMethod.RULE if best.score.rule else LinkMethod.MATCHED,
+                at,
+                score=round(best.score.score, 4),
+                matched_ref=best.ref,
+                blocking_key=best.key,
+                rule=best.score.rule,
+                contributions=_contributions(best.score),
+            )
+            if reuse is not None:
+                # a split-out record that matches elsewhere: leave its interim golden record
+                self._move(view, reuse, target, ref, link, cause, at)
+            else:
+                state = view.golden(target)
+                outcome = apply_change(self.entity, state, change, target)
+                if isinstance(outcome, Rejected):  # cannot happen for a new source record
+                    view.out.rejected = outcome
+                    return
+                self._relink(view, outcome, target, link)
+            view.put_summary(replace(mine, golden_id=target))
+            for other in group:
+                if other != target:
+                    self._merge(view, target, other, cause, at)
+            return
+        if reuse is None:
+            new_id = self._new_id(view, ref)
+            link = self._link_for(ref, LinkMethod.CREATED, at)
+            state = view.golden(new_id)  # a remembered delete (version 0), or None
+            outcome = apply_change(self.entity, state, change, new_id)
+            if isinstance(outcome, Rejected):
+                view.out.rejected = outcome
+                return
+            self._relink(view, outcome, new_id, link)
+            view.put_summary(replace(mine, golden_id=new_id))
+        else:
+            new_id = reuse
+            state = view.golden(new_id)
+            outcome = apply_change(self.entity, state, change, new_id)
+            if not isinstance(outcome, Rejected):
+                view.record(outcome, new_id)
+        reviews = [c for c in ordered if c.score.verdict is Verdict.REVIEW][:MAX_REVIEWS_PER_RECORD]
+        for candidate in reviews:
+            if self._golden_forbidden(view, mine, candidate.golden_id):
+                continue
+            view.out.reviews.append(
+                PotentialMatch(
+                    pair_id=pair_id(self.entity.name, ref, candidate.ref),
+                    status=ReviewStatus.OPEN,
+                    ref=ref,
+                    golden_id=new_id,
+                    candidate_ref=candidate.ref,
+                    candidate_golden_id=candidate.golden_id,
+                    score=round(candidate.score.score, 4),
+                    blocking_key=candidate.key,
+                    contributions=_contributions(candidate.score),
+                    detected_at=at,
+                )
+            )
+
+    def _relink(
+        self, view: _View, outcome: Applied | Unchanged, golden_id: str, link: Link
+    ) -> None:
+        """Record an outcome with the link of the record it added."""
+        if isinstance(outcome, Applied):
+            golden = replace(outcome.golden, links=self._with_link(outcome.golden, link))
+            view.record(Applied(golden, outcome.event), golden_id)
+        elif outcome.state is not None:
+            state = replace(outcome.state, links=self._with_link(outcome.state, link))
+            view.record(Unchanged(state, outcome.why), golden_id)
+
+    def _move(
+        self,
+        view: _View,
+        from_id: str,
+        to_id: str,
+        ref: str,
+        link: Link,
+        cause: Cause,
+        at: dt.datetime,
+    ) -> None:
+        """Move a source record from one golden record to another (a steward link or re-match)."""
+        source_state = view.golden(from_id)
+        target_state = view.golden(to_id)
+        assert source_state is not None and target_state is not None
+        record = source_state.source(*ref.split(":", 1))
+        if record is None:
+            return
+        rest = tuple(r for r in source_state.sources if r.source_ref != ref)
+        rest_links = tuple(k for k in source_state.links if k.source_ref != ref)
+        view.record(
+            rebuild(
+                self.entity,
+                source_state,
+                from_id,
+                rest,
+                source_state.overrides,
+                cause,
+                at,
+                rest_links,
+            ),
+            from_id,
+        )
+        sources = tuple(sorted((*target_state.sources, record), key=lambda r: r.source_ref))
+        view.record(
+            rebuild(
+                self.entity,
+                target_state,
+                to_id,
+                sources,
+                target_state.overrides,
+                cause,
+                at,
+                self._with_link(target_state, link),
+            ),
+            to_id,
+        )
+        summary = view.summary(ref)
+        if summary is not None:
+            view.put_summary(replace(summary, golden_id=to_id))
+
+    def _delete(self, view: _View, change: CandidateChange, known: Summary | None) -> Resolution:
+        out = view.out
+        ref = change.source_ref
+        golden_id = known.golden_id if known is not None else self._new_id(view, ref)
+        state = view.golden(golden_id)
+        outcome = apply_change(self.entity, state, change, golden_id)
+        if isinstance(outcome, Rejected):
+            out.rejected = outcome
+            return out
+        if isinstance(outcome, Unchanged) and outcome.why == "duplicate":
+            return out
+        view.record(outcome, golden_id)
+        base = known or Summary(ref=ref, golden_id=golden_id)
+        view.put_summary(replace(base, golden_id=golden_id, active=False))
+        return out
+
+    # -- steward commands on identity ----------------------------------------------------------
+
+    def link(
+        self,
+        ws: Workspace,
+        ref_a: str,
+        ref_b: str,
+        command_id: str,
+        at: dt.datetime,
+        cause: Cause,
+    ) -> Resolution:
+        """Force two source records into one golden record."""
+        out = Resolution()
+        view = _View(ws, out)
+        a, b = view.summary(ref_a), view.summary(ref_b)
+        missing = [r for r, s in ((ref_a, a), (ref_b, b)) if s is None or not s.active]
+        if missing:
+            out.rejected = Rejected(
+                (Reason("UNKNOWN_SOURCE_RECORD", f"no active source record {missing[0]}"),)
+            )
+            return out
+        assert a is not None and b is not None
+        view.put_summary(
+            replace(a, linked=_add(a.linked, ref_b), not_match=_drop(a.not_match, ref_b))
+        )
+        view.put_summary(
+            replace(b, linked=_add(b.linked, ref_a), not_match=_drop(b.not_match, ref_a))
+        )
+        if a.golden_id == b.golden_id:
+            return out
+        survivor = self._survivor(view, [a.golden_id, b.golden_id])
+        loser = b.golden_id if survivor == a.golden_id else a.golden_id
+        moved_ref = ref_b if survivor == a.golden_id else ref_a
+        kept_ref = ref_a if moved_ref == ref_b else ref_b
+        loser_state = view.golden(loser)
+        assert loser_state is not None
+        if len(loser_state.active_sources) > 1 and (a.alone or b.alone):
+            # a split-out record is linked on its own, not with the golden record it sits in
+            link = self._link_for(
+                moved_ref, LinkMethod.STEWARD_LINK, at, matched_ref=kept_ref, command_id=command_id
+            )
+            self._move(view, loser, survivor, moved_ref, link, cause, at)
+            return out
+        self._merge(view, survivor, loser, cause, at)
+        state = out.states[survivor]
+        link = self._link_for(
+            moved_ref,
+            LinkMethod.STEWARD_LINK,
+            at,
+            matched_ref=kept_ref,
+            command_id=command_id,
+            merged_from=loser,
+        )
+        self._replace_state_link(view, survivor, state, link)
+        return out
+
+    def _replace_state_link(
+        self, view: _View, golden_id: str, state: GoldenRecord, link: Link
+    ) -> None:
+        updated = replace(state, links=self._with_link(state, link))
+        view.out.states[golden_id] = updated
+        for i, applied in enumerate(view.out.goldens):
+            if applied.golden.golden_id == golden_id and applied.golden.version == state.version:
+                view.out.goldens[i] = Applied(updated, applied.event)
+
+    def split(
+        self,
+        ws: Workspace,
+        golden_id: str,
+        ref: str,
+        command_id: str,
+        at: dt.datetime,
+        cause: Cause,
+    ) -> Resolution:
+        """Move a source record out of its golden record for good (until a steward links it)."""
+        out = Resolution()
+        view = _View(ws, out)
+        summary = view.summary(ref)
+        state = view.golden(golden_id)
+        if summary is None or state is None or summary.golden_id != golden_id:
+            out.rejected = Rejected(
+                (Reason("NOT_IN_GOLDEN", f"{ref} is not a source record of {golden_id}"),)
+            )
+            return out
+        if len(state.active_sources) < 2:
+            out.rejected = Rejected(
+                (Reason("NOTHING_TO_SPLIT", f"{golden_id} has no other source record"),)
+            )
+            return out
+        others = tuple(r.source_ref for r in state.active_sources if r.source_ref != ref)
+        view.put_summary(replace(summary, alone=True, linked=()))
+        for other_ref in others:
+            other = view.summary(other_ref)
+            if other is not None and ref in other.linked:
+                view.put_summary(replace(other, linked=_drop(other.linked, ref)))
+        link = self._link_for(ref, LinkMethod.SPLIT, at, command_id=command_id)
+        self._split(view, golden_id, ref, cause, at, link)
+        return out
+
+    def not_match(
+        self,
+        ws: Workspace,
+        ref_a: str,
+        ref_b: str,
+        command_id: str,
+        at: dt.datetime,
+        cause: Cause,
+        undo: bool = False,
+    ) -> Resolution:
+        """Record that two source records are different entities (or take that back)."""
+        out = Resolution()
+        view = _View(ws, out)
+        a, b = view.summary(ref_a), view.summary(ref_b)
+        missing = [r for r, s in ((ref_a, a), (ref_b, b)) if s is None]
+        if missing or ref_a == ref_b:
+            out.rejected = Rejected(
+                (
+                    Reason(
+                        "UNKNOWN_SOURCE_RECORD",
+                        f"no source record {missing[0] if missing else ref_a} to compare",
+                    ),
+                )
+            )
+            return out
+        assert a is not None and b is not None
+        if undo:
+            view.put_summary(replace(a, not_match=_drop(a.not_match, ref_b)))
+            view.put_summary(replace(b, not_match=_drop(b.not_match, ref_a)))
+            return out
+        view.put_summary(
+            replace(a, not_match=_add(a.not_match, ref_b), linked=_drop(a.linked, ref_b))
+        )
+        view.put_summary(
+            replace(b, not_match=_add(b.not_match, ref_a), linked=_drop(b.linked, ref_a))
+        )
+        if a.golden_id != b.golden_id:
+            return out
+        state = view.golden(a.golden_id)
+        assert state is not None
+        # the record that joined later leaves; the one that created the golden record stays
+        order = {k.source_ref: (k.decided_at, k.source_ref) for k in state.links}
+        leaving = max((ref_a, ref_b), key=lambda r: order.get(r, (at, r)))
+        link = self._link_for(leaving, LinkMethod.SPLIT, at, command_id=command_id)
+        self._split(view, a.golden_id, leaving, cause, at, link)
+        return out
+
+    def erase_summaries(self, ws: Workspace, state: GoldenRecord) -> dict[str, Summary]:
+        """After an erasure: forget the match features of the golden record's source records."""
+        updates = {}
+        for record in state.sources:
+            summary = ws.summary(record.source_ref)
+            if summary is not None:
+                updates[record.source_ref] = replace(summary, features={}, keys=(), active=False)
+        return updates
+
+
+def _add(items: tuple[str, ...], item: str) -> tuple[str, ...]:
+    return items if item in items else tuple(sorted((*items, item)))
+
+
+def _drop(items: tuple[str, ...], item: str) -> tuple[str, ...]:
+    return tuple(i for i in items if i != item)
