@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mdhub.cache.history import HistoryEntry, fold_history
-from mdhub.cache.views import GoldenView, encode_doc
-from mdhub.errors import RedisUnavailableError
+from mdhub.cache.views import GoldenView, encode_doc, review_fields, review_out
+from mdhub.domain.commands import StewardCommand
+from mdhub.errors import KafkaUnavailableError, RedisUnavailableError
 
-__all__ = ["InMemoryGoldenCache"]
+__all__ = ["CommandRecorder", "InMemoryGoldenCache"]
 
 
 @dataclass(slots=True)
@@ -27,6 +28,16 @@ class _Golden:
 
 
 @dataclass(slots=True)
+class _Review:
+    doc: str  # JSON text, as Redis stores it
+    status: str
+    detected_ms: int
+    opened: bool
+    decided_by: str = ""
+    decided_at: str = ""
+
+
+@dataclass(slots=True)
 class _Entity:
     golden: dict[str, _Golden] = field(default_factory=dict)
     # (source, source_key) -> {golden id: claim order}; the highest claim answers
@@ -34,6 +45,8 @@ class _Entity:
     claimseq: int = 0
     # golden id -> {version: change event JSON}
     history: dict[str, dict[int, str]] = field(default_factory=dict)
+    # pair id -> potential match; the open ones are the review queue
+    reviews: dict[str, _Review] = field(default_factory=dict)
 
 
 class InMemoryGoldenCache:
@@ -173,6 +186,68 @@ class InMemoryGoldenCache:
             stored = state.golden.get(golden_id) if state else None
         return None if stored is None else stored.version
 
+    def apply_reviews(self, entity: str, docs: Sequence[Mapping[str, Any]]) -> int:
+        """Apply potential matches and their decisions; return how many changed the views.
+
+        See :meth:`mdhub.cache.GoldenCache.apply_reviews`: an open pair waits in the queue, a
+        decision is final.
+        """
+        self._check()
+        fields = [review_fields(doc) for doc in docs]
+        applied = 0
+        with self._lock:
+            reviews = self._entities.setdefault(entity, _Entity()).reviews
+            for new in fields:
+                stored = reviews.get(new.pair_id)
+                if new.is_open:
+                    if stored is not None and stored.status != "open":
+                        if stored.opened:
+                            continue  # decided: a re-delivered open record cannot reopen it
+                        stored.doc, stored.opened = new.doc, True
+                    elif stored is not None:
+                        if stored.doc == new.doc:
+                            continue
+                        stored.doc = new.doc  # keeps its place in the queue
+                    else:
+                        reviews[new.pair_id] = _Review(new.doc, "open", new.detected_ms, True)
+                    applied += 1
+                    continue
+                if stored is None:
+                    stored = reviews[new.pair_id] = _Review(new.doc, "", new.detected_ms, False)
+                elif stored.status == new.status and stored.decided_by == new.decided_by:
+                    continue
+                stored.status = new.status
+                stored.decided_by, stored.decided_at = new.decided_by, new.decided_at
+                applied += 1
+        return applied
+
+    def list_reviews(
+        self, entity: str, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Return the number of open pairs and a page of them, oldest first."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            reviews = state.reviews if state else {}
+            # as Redis orders a sorted set: by score, then by member
+            queue = sorted(
+                (r.detected_ms, pair_id, r) for pair_id, r in reviews.items() if r.status == "open"
+            )
+            page = [_review_doc(r) for _, _, r in queue[offset : offset + limit]]
+        return len(queue), page
+
+    def get_review(self, entity: str, pair_id: str) -> dict[str, Any] | None:
+        """Return a potential match (open or decided), or ``None`` when it is unknown."""
+        self._check()
+        with self._lock:
+            state = self._entities.get(entity)
+            stored = state.reviews.get(pair_id) if state else None
+            return None if stored is None else _review_doc(stored)
+
     def ping(self) -> None:
         """Return, or raise ``RedisUnavailableError`` when :attr:`available` is false."""
         self._check()
@@ -187,7 +262,8 @@ class InMemoryGoldenCache:
             return 0
         live = any(g.doc is not None for g in state.golden.values())
         keys = len(state.golden) + len(state.claims) + int(live) + int(state.claimseq > 0)
-        return keys + len(state.history)
+        queued = any(r.status == "open" for r in state.reviews.values())
+        return keys + len(state.history) + len(state.reviews) + int(queued)
 
     def count(self, entity: str) -> int:
         """Return the number of golden records of ``entity`` whose document is present."""
@@ -208,3 +284,33 @@ class InMemoryGoldenCache:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _review_doc(review: _Review) -> dict[str, Any]:
+    return review_out(review.doc, review.status, review.decided_by, review.decided_at)
+
+
+class CommandRecorder:
+    """A ``send_command`` for :func:`mdhub.api.app.create_app` that keeps the commands it is given.
+
+    Set :attr:`available` to ``False`` to simulate Kafka being down: every call then raises
+    :class:`~mdhub.errors.KafkaUnavailableError`, and nothing is recorded.
+
+    Attributes:
+        sent: the commands, in the order they were sent.
+        available: whether the "broker" answers.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[StewardCommand] = []
+        self.available = True
+        self._lock = threading.Lock()
+
+    def __call__(self, command: StewardCommand) -> None:
+        if not self.available:
+            raise KafkaUnavailableError(
+                "Kafka at memory://commands is unavailable (simulated); "
+                "check it with `mdhub stack status`"
+            )
+        with self._lock:
+            self.sent.append(command)

@@ -258,7 +258,7 @@ def test_the_projector_decodes_golden_and_changes_topics() -> None:
     )
     decoder = _Decoder(Settings(namespace="mdhub"), list(HUB.entities.values()), CATALOG)
     assert set(decoder.entity_of) == {
-        f"mdhub.{e}.{stage}.v1" for e in HUB.entities for stage in ("golden", "changes")
+        f"mdhub.{e}.{stage}.v1" for e in HUB.entities for stage in ("golden", "changes", "review")
     }
     batch = decoder.group(
         [

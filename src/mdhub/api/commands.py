@@ -27,9 +27,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "api",
         help="serve the REST read API",
         description=(
-            "Serve golden records and cross-references from the Redis read views, and consumer "
-            "lag as Prometheus metrics on /metrics and a live dashboard on /dashboard. A Redis "
-            "that is down does not stop the API: it answers 503 until Redis is back; /readyz "
+            "Serve golden records, cross-references, match explanations and the review queue from "
+            "the Redis read views; take steward commands (accept/reject a potential match, link, "
+            "split, merge...) and send them to the commands topic; serve consumer lag as "
+            "Prometheus metrics on /metrics and a live dashboard on /dashboard. A Redis or Kafka "
+            "that is down does not stop the API: it answers 503 until they are back; /readyz "
             "checks Redis and Kafka."
         ),
     )
@@ -51,6 +53,7 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
 
     Raises:
         ModelError: the entity-model file is invalid.
+        SchemaError: the schema directory lacks the steward-command schema.
         ConfigError: the Redis URL is invalid.
     """
     # Imported here so that `mdhub --help` and the other subcommands do not pay for them.
@@ -62,8 +65,16 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
     from mdhub.kafka.lag import check_worker
     from mdhub.modelfile import load_model
     from mdhub.ops.monitor import LagMonitor
+    from mdhub.serde.catalog import SchemaCatalog
+    from mdhub.stewarding import CommandSender
 
     hub = load_model(settings.model_file)
+    # steward commands; the producer connects on the first command, so Kafka may be down now
+    send_command = CommandSender.from_settings(
+        settings,
+        SchemaCatalog.load(settings.schemas_dir),
+        timeout_s=settings.kafka.request_timeout_s,
+    )
     host: str = args.host if args.host is not None else settings.api.host
     port: int = args.port if args.port is not None else settings.api.port
     cache = RedisGoldenCache.from_url(
@@ -92,6 +103,7 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
             hub.entities.keys(),
             ops=monitor,
             worker_check=lambda: check_worker(settings.kafka, settings.namespace),
+            send_command=send_command,
         )
         app.include_router(create_dashboard_router(sampler, monitor))
         url = _url(host, port)

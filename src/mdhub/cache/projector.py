@@ -1,18 +1,21 @@
-"""Project golden and changes topics into the Redis read views, and rebuild the views from Kafka.
+"""Project golden, changes and review topics into the Redis read views, and rebuild them from Kafka.
 
 Golden records go through :meth:`GoldenCache.apply_golden` (a compare-and-set on version), change
-events through :meth:`GoldenCache.apply_history` (a version is added once), so re-delivered or
-replayed messages change nothing and a flushed Redis is simply refilled.
+events through :meth:`GoldenCache.apply_history` (a version is added once), potential matches and
+their decisions through :meth:`GoldenCache.apply_reviews` (a decision is final), so re-delivered
+or replayed messages change nothing and a flushed Redis is simply refilled.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
@@ -27,10 +30,26 @@ from mdhub.kafka.reading import read_to_end, snapshot_ends
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.serde.generate import fullname
-from mdhub.serde.mapping import change_event_from_avro, golden_from_avro, golden_to_json
+from mdhub.serde.mapping import (
+    change_event_from_avro,
+    golden_from_avro,
+    golden_to_json,
+    potential_match_from_avro,
+)
 from mdhub.settings import Settings
 
-__all__ = ["Projector", "RebuildProgress", "history_entry_of", "rebuild_views", "view_of"]
+__all__ = [
+    "REVIEW_SCHEMA",
+    "Projector",
+    "RebuildProgress",
+    "history_entry_of",
+    "rebuild_views",
+    "review_doc_of",
+    "view_of",
+]
+
+#: The Avro type of the review topic (one schema for every entity).
+REVIEW_SCHEMA = "mdhub.common.PotentialMatch"
 
 log = logging.getLogger("mdhub.projector")
 
@@ -55,20 +74,54 @@ def history_entry_of(codec: AvroCodec, value: bytes) -> HistoryEntry:
     return history_entry(change_event_from_avro(codec.decode(value)))
 
 
+def _json_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def review_doc_of(codec: AvroCodec, value: bytes, entity: str) -> dict[str, Any]:
+    """Turn an encoded potential match (or its decision) into the review document to store."""
+    match = potential_match_from_avro(codec.decode(value))
+    return {
+        "pair_id": match.pair_id,
+        "entity": entity,
+        "status": match.status,
+        "ref": match.ref,
+        "golden_id": match.golden_id,
+        "candidate_ref": match.candidate_ref,
+        "candidate_golden_id": match.candidate_golden_id,
+        "score": match.score,
+        "blocking_key": match.blocking_key,
+        "contributions": [
+            {
+                "attribute": c.attribute,
+                "method": c.method,
+                "similarity": c.similarity,
+                "weight": c.weight,
+                "detail": c.detail,
+            }
+            for c in match.contributions
+        ],
+        "detected_at": _json_time(match.detected_at),
+        "decided_by": match.decided_by,
+    }
+
+
 @dataclass(slots=True)
 class _Batch:
     """Decoded messages of one poll, per entity."""
 
     views: dict[str, list[GoldenView]]
     history: dict[str, list[HistoryEntry]]
+    reviews: dict[str, list[dict[str, Any]]]
 
-    def apply(self, cache: GoldenCache) -> tuple[int, int]:
-        """Write the batch; return (golden views applied, history entries added)."""
+    def apply(self, cache: GoldenCache) -> tuple[int, int, int]:
+        """Write the batch; return (golden views applied, history entries added, reviews applied)."""
         golden = sum(cache.apply_golden(entity, views) for entity, views in self.views.items())
         history = sum(
             cache.apply_history(entity, entries) for entity, entries in self.history.items()
         )
-        return golden, history
+        reviews = sum(cache.apply_reviews(entity, docs) for entity, docs in self.reviews.items())
+        return golden, history, reviews
 
 
 class _Decoder:
@@ -84,14 +137,18 @@ class _Decoder:
             topic_name(ns, e.name, Stage.CHANGES): catalog.codec(fullname(e.name, "ChangeEvent"))
             for e in entities
         }
+        review = catalog.codec(REVIEW_SCHEMA)
+        self.review: dict[str, AvroCodec] = {
+            topic_name(ns, e.name, Stage.REVIEW): review for e in entities
+        }
         #: every topic the views are filled from -> its entity
         self.entity_of: dict[str, str] = {}
         for e in entities:
-            self.entity_of[topic_name(ns, e.name, Stage.GOLDEN)] = e.name
-            self.entity_of[topic_name(ns, e.name, Stage.CHANGES)] = e.name
+            for stage in (Stage.GOLDEN, Stage.CHANGES, Stage.REVIEW):
+                self.entity_of[topic_name(ns, e.name, stage)] = e.name
 
     def group(self, messages: Sequence[KafkaMessage]) -> _Batch:
-        batch = _Batch(defaultdict(list), defaultdict(list))
+        batch = _Batch(defaultdict(list), defaultdict(list), defaultdict(list))
         for msg in messages:
             value = msg.value()
             if value is None:
@@ -101,6 +158,8 @@ class _Decoder:
             try:
                 if topic in self.golden:
                     batch.views[entity].append(view_of(self.golden[topic], value))
+                elif topic in self.review:
+                    batch.reviews[entity].append(review_doc_of(self.review[topic], value, entity))
                 else:
                     batch.history[entity].append(history_entry_of(self.changes[topic], value))
             except (DecodeError, ValueError) as exc:
@@ -115,10 +174,10 @@ class _Decoder:
 
 
 class Projector:
-    """Consume golden and changes topics in the ``<ns>-projector`` group; write the read views.
+    """Consume golden, changes and review topics in the ``<ns>-projector`` group; write the views.
 
     When an entity's views are gone from Redis (its fill marker is missing after a flush or an
-    empty restart), both of its topics are read again from offset 0.
+    empty restart), all of its topics are read again from offset 0.
     """
 
     def __init__(
@@ -188,7 +247,7 @@ class Projector:
                 if not messages:
                     continue
                 try:
-                    golden, history = self.decoder.group(messages).apply(self.cache)
+                    golden, history, reviews = self.decoder.group(messages).apply(self.cache)
                 except RedisUnavailableError as exc:
                     log.warning("Redis unavailable, retrying in %.1fs: %s", backoff, exc)
                     _rewind(consumer, messages)
@@ -197,7 +256,7 @@ class Projector:
                     continue
                 backoff = 0.2
                 _store(consumer, messages)
-                applied = golden + history
+                applied = golden + history + reviews
                 self.applied += applied
                 self.consumed += len(messages)
                 if on_batch is not None:
@@ -231,19 +290,21 @@ def _store(consumer: Consumer, messages: Sequence[KafkaMessage]) -> None:
 
 @dataclass(slots=True)
 class RebuildProgress:
-    """Progress of a rebuild: messages read of the total (golden and changes topics), and writes.
+    """Progress of a rebuild: messages read of the total (golden, changes and review topics).
 
     Attributes:
         read: messages read so far.
         total: messages to read (from the low to the high watermark of every partition).
         applied: golden views written.
         history: history entries written.
+        reviews: potential matches and decisions written to the review views.
     """
 
     read: int = 0
     total: int = 0
     applied: int = 0
     history: int = 0
+    reviews: int = 0
 
 
 def rebuild_views(
@@ -255,7 +316,7 @@ def rebuild_views(
     *,
     clear: bool = True,
 ) -> RebuildProgress:
-    """Restore every view of ``entities`` from their golden and changes topics.
+    """Restore every view of ``entities`` from their golden, changes and review topics.
 
     Each partition is read from its start to the end it had when the rebuild began.
 
@@ -283,9 +344,10 @@ def rebuild_views(
             on_progress(progress)
 
         def apply(messages: Sequence[KafkaMessage]) -> None:
-            golden, history = decoder.group(messages).apply(cache)
+            golden, history, reviews = decoder.group(messages).apply(cache)
             progress.applied += golden
             progress.history += history
+            progress.reviews += reviews
             progress.read += len(messages)
             if on_progress is not None:
                 on_progress(progress)

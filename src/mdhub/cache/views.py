@@ -16,15 +16,26 @@ Key layout (every name comes from :func:`mdhub.naming.redis_key`)::
     <ns>:<entity>:history:<golden_id>           zset  one member per version: the change event
                                                       as JSON (:mod:`mdhub.cache.history`),
                                                       scored by version; written once per version
+    <ns>:<entity>:review:<pair_id>              hash  doc (the potential match as JSON), opened
+                                                      ("1" once the open record was seen), status
+                                                      (open|accepted|rejected), decided_by,
+                                                      decided_at
+    <ns>:<entity>:reviewq                       zset  the open pair ids, scored by detected_at
+                                                      (ms): the review queue, oldest first
 
 An xref is a sorted set rather than a plain string so that the view converges whatever order the
 golden records are replayed in: when a source record moves from golden A to golden B and a stale
 version of A (still listing it) is applied after B's, A's next version removes only A's claim and
 B's claim remains. A plain string would have been deleted, leaving the source record unresolvable.
+
+The review queue converges the same way whatever is replayed: a decision (accepted or rejected)
+takes the pair out of the queue and is final, so an ``open`` record re-delivered after it cannot
+reopen the pair; it only fills in the score and contributions when the decision came first.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,7 +51,15 @@ from mdhub.cache.history import HistoryEntry, fold_history
 from mdhub.errors import ConfigError, MdhubError, RedisUnavailableError
 from mdhub.naming import redis_key
 
-__all__ = ["GoldenCache", "GoldenView", "RedisGoldenCache"]
+__all__ = [
+    "REVIEW_STATUSES",
+    "GoldenCache",
+    "GoldenView",
+    "RedisGoldenCache",
+    "ReviewFields",
+    "review_fields",
+    "review_out",
+]
 
 #: Views sent to Redis per pipeline round trip.
 DEFAULT_BATCH_SIZE: Final = 500
@@ -51,6 +70,12 @@ _XREF: Final = "xref"
 _META: Final = "meta"
 _LIVE: Final = "live"
 _CLAIMSEQ: Final = "claimseq"
+_REVIEW: Final = "review"
+_REVIEWQ: Final = "reviewq"
+
+#: The states of a potential match: ``open`` waits in the queue, the others are decisions.
+REVIEW_STATUSES: Final = ("open", "accepted", "rejected")
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +114,81 @@ class GoldenView:
         object.__setattr__(self, "xrefs", pairs)
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewFields:
+    """What the review views need of one potential-match document (see :func:`review_fields`).
+
+    Attributes:
+        pair_id: the pair's id (the review topic's key).
+        status: ``open``, ``accepted`` or ``rejected``.
+        doc: the document as stored (JSON text).
+        detected_ms: when the pair was found (an open record) or decided (a decision), in ms
+            since the epoch: the queue's order.
+        decided_by: the steward command that decided (decisions only), or ``""``.
+        decided_at: when it was decided (ISO 8601, decisions only), or ``""``.
+    """
+
+    pair_id: str
+    status: str
+    doc: str
+    detected_ms: int
+    decided_by: str
+    decided_at: str
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the record asks for a decision (rather than records one)."""
+        return self.status == "open"
+
+
+def review_fields(doc: Mapping[str, Any]) -> ReviewFields:
+    """Check a potential-match document and pick out what the views store and index.
+
+    Raises:
+        ValueError: ``pair_id`` is missing, ``status`` is not one of :data:`REVIEW_STATUSES`,
+            ``detected_at`` is not an ISO 8601 time, or the document is not JSON-able.
+    """
+    pair_id = doc.get("pair_id")
+    if not isinstance(pair_id, str) or not pair_id:
+        raise ValueError(f"a potential match needs a pair_id, got {pair_id!r}")
+    status = doc.get("status")
+    if status not in REVIEW_STATUSES:
+        raise ValueError(
+            f"potential match {pair_id}: status must be one of {', '.join(REVIEW_STATUSES)}, "
+            f"got {status!r}"
+        )
+    detected = doc.get("detected_at")
+    try:
+        when = dt.datetime.fromisoformat(str(detected))
+    except ValueError:
+        raise ValueError(
+            f"potential match {pair_id}: detected_at must be an ISO 8601 time, got {detected!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    decided = status != "open"
+    decided_by = doc.get("decided_by") if decided else None
+    return ReviewFields(
+        pair_id=pair_id,
+        status=str(status),
+        doc=encode_doc(doc),
+        detected_ms=(when - _EPOCH) // dt.timedelta(milliseconds=1),
+        decided_by=str(decided_by) if decided_by else "",
+        decided_at=str(detected) if decided else "",
+    )
+
+
+def review_out(
+    doc: str, status: str, decided_by: str | None, decided_at: str | None
+) -> dict[str, Any]:
+    """The stored potential match as read: the detected pair with its current decision."""
+    out = cast(dict[str, Any], json.loads(doc))
+    out["status"] = status
+    out["decided_by"] = decided_by or None
+    out["decided_at"] = decided_at or None
+    return out
+
+
 @runtime_checkable
 class GoldenCache(Protocol):
     """The read views of golden records (port). Implementations: Redis, and memory for tests.
@@ -124,6 +224,29 @@ class GoldenCache(Protocol):
 
     def get_version(self, entity: str, golden_id: str, version: int) -> dict[str, Any] | None:
         """Return the golden record as it was at ``version`` (see :func:`fold_history`)."""
+        ...
+
+    def apply_reviews(self, entity: str, docs: Sequence[Mapping[str, Any]]) -> int:
+        """Apply potential matches and their decisions (the review topic); return how many changed.
+
+        An ``open`` document enters the review queue (ordered by ``detected_at``, oldest first);
+        an ``accepted`` or ``rejected`` one takes the pair out of it for good and records the
+        decision (``decided_by``, and its ``detected_at`` as ``decided_at``), keeping the score
+        and contributions of the open one. A replayed ``open`` after a decision changes nothing.
+
+        Raises:
+            ValueError: a document is invalid (see :func:`review_fields`).
+        """
+        ...
+
+    def list_reviews(
+        self, entity: str, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Return the number of open pairs and a page of them, oldest first."""
+        ...
+
+    def get_review(self, entity: str, pair_id: str) -> dict[str, Any] | None:
+        """Return a potential match (open or decided), or ``None`` when it is unknown."""
         ...
 
     def ping(self) -> None:
@@ -204,6 +327,29 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# KEYS[1] review hash, KEYS[2] review queue; ARGV[1] pair id, ARGV[2] status, ARGV[3] doc JSON,
+# ARGV[4] detected_at (ms), ARGV[5] decided_by, ARGV[6] decided_at. A decision is final: it leaves
+# the queue and a later "open" (a re-delivery) only fills in the details when it had not been seen.
+_REVIEW_LUA: Final = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if ARGV[2] == 'open' then
+  if status and status ~= 'open' then
+    if redis.call('HGET', KEYS[1], 'opened') then return 0 end
+    redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'opened', '1')
+    return 1
+  end
+  if status == 'open' and redis.call('HGET', KEYS[1], 'doc') == ARGV[3] then return 0 end
+  redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', 'open', 'opened', '1')
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if status == ARGV[2] and redis.call('HGET', KEYS[1], 'decided_by') == ARGV[5] then return 0 end
+if not status then redis.call('HSET', KEYS[1], 'doc', ARGV[3]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'decided_by', ARGV[5], 'decided_at', ARGV[6])
+return 1
+"""
+
 # Failures that mean "Redis cannot serve us right now": retry later.
 _UNAVAILABLE: Final = (
     rexc.ConnectionError,  # includes BusyLoadingError, AuthenticationError, MaxConnectionsError
@@ -266,6 +412,7 @@ class RedisGoldenCache:
         # after a Redis restart or SCRIPT FLUSH.
         self._apply = client.register_script(_APPLY_LUA)
         self._add_history = client.register_script(_HISTORY_LUA)
+        self._apply_review = client.register_script(_REVIEW_LUA)
 
     @classmethod
     def from_url(cls, url: str, namespace: str, socket_timeout_s: float = 2.0) -> RedisGoldenCache:
@@ -434,6 +581,68 @@ class RedisGoldenCache:
             )
         return fold_history((json.loads(item) for item in raw), version)
 
+    def apply_reviews(self, entity: str, docs: Sequence[Mapping[str, Any]]) -> int:
+        """Apply potential matches and their decisions; return how many changed the views.
+
+        See :meth:`GoldenCache.apply_reviews`. Documents are sent in pipelines of ``batch_size``,
+        in order.
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached; earlier batches stay applied.
+            ValueError: a document is invalid (nothing of its batch was sent).
+        """
+        queue = self._key(entity, _REVIEWQ)
+        applied = 0
+        for start in range(0, len(docs), self._batch_size):
+            batch = [review_fields(doc) for doc in docs[start : start + self._batch_size]]
+            pipe = self._client.pipeline(transaction=False)
+            for review in batch:
+                self._apply_review(
+                    keys=[self._key(entity, _REVIEW, review.pair_id), queue],
+                    args=[
+                        review.pair_id,
+                        review.status,
+                        review.doc,
+                        review.detected_ms,
+                        review.decided_by,
+                        review.decided_at,
+                    ],
+                    client=pipe,
+                )
+            with self._translated("writing review views"):
+                results = pipe.execute()
+            applied += sum(int(result) for result in results)
+        return applied
+
+    def list_reviews(
+        self, entity: str, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Return the number of open pairs and a page of them, oldest first.
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached.
+            ValueError: ``offset`` < 0 or ``limit`` < 1.
+        """
+        _check_page(offset, limit)
+        queue = self._key(entity, _REVIEWQ)
+        with self._translated("reading the review queue"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zcard(queue)
+            pipe.zrange(queue, offset, offset + limit - 1)
+            total, members = pipe.execute()
+            pipe = self._client.pipeline(transaction=False)
+            for member in members:
+                pipe.hgetall(self._key(entity, _REVIEW, _text(member)))
+            found = pipe.execute() if members else []
+        items = [_review_of(fields) for fields in found]
+        return int(total), [item for item in items if item is not None]
+
+    def get_review(self, entity: str, pair_id: str) -> dict[str, Any] | None:
+        """Return a potential match (open or decided), or ``None`` when it is unknown."""
+        with self._translated("reading a potential match"):
+            fields = self._client.hgetall(self._key(entity, _REVIEW, pair_id))
+        return _review_of(fields)
+
     def ping(self) -> None:
         """Return when Redis answers; raise ``RedisUnavailableError`` otherwise."""
         with self._translated("ping"):
@@ -474,6 +683,22 @@ class RedisGoldenCache:
         """Close the client's connections."""
         with self._translated("closing"):
             self._client.close()
+
+
+def _check_page(offset: int, limit: int) -> None:
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+
+
+def _review_of(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any] | None:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    if "doc" not in fields or "status" not in fields:
+        return None  # cleared between reading the queue and the pair
+    return review_out(
+        fields["doc"], fields["status"], fields.get("decided_by"), fields.get("decided_at")
+    )
 
 
 def _glob_escape(text: str) -> str:
