@@ -24,7 +24,8 @@ EXIT_UNAVAILABLE = 3
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every sub-command."""
     from mdhub.api import commands as api_commands
-    from mdhub.commands import core, data, processes, reconcile, run, steward
+    from mdhub.commands import core, data, evaluate, generate, processes, reconcile, run, steward
+    from mdhub.commands import explain as explain_command
     from mdhub.commands import lag as lag_command
     from mdhub.stack import commands as stack_commands
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.register(sub)
     lag_command.register(sub)
     steward.register(sub)
+    explain_command.register(sub)
+    generate.register(sub)
+    evaluate.register(sub)
     return parser
 
 
