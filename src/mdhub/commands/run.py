@@ -32,8 +32,10 @@ def register(sub: Any) -> None:
         "run",
         help="start everything locally (Kafka, Redis, topics, worker, projector, API) with sample data",
         description="Start the local stack (no Docker), ensure topics, run a worker, the projector "
-        "and the API as child processes, publish the sample data of config/sample/ and print where "
-        "to look. Ctrl-C stops it all (the stack too, unless --keep-stack).",
+        "and the API as child processes, publish the sample data of config/sample/ (a customer "
+        "known to all three sources, updates, a delete and bad records) and a generated data set "
+        "with known duplicates (`mdhub generate`), and print where to look. Ctrl-C stops it all "
+        "(the stack too, unless --keep-stack).",
     )
     run.add_argument(
         "--sample-dir",
@@ -42,6 +44,13 @@ def register(sub: Any) -> None:
         help="sample files: <entity>.<source>.{jsonl,csv}",
     )
     run.add_argument("--no-sample", action="store_true", help="do not publish sample data")
+    run.add_argument(
+        "--people",
+        type=int,
+        default=300,
+        help="people in the generated customer data set published with the samples (0: none; "
+        "default 300)",
+    )
     run.add_argument(
         "--keep-stack", action="store_true", help="leave Kafka and Redis running on exit"
     )
@@ -155,7 +164,7 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
         cache = RedisGoldenCache.from_url(
             settings.redis.url, settings.namespace, settings.redis.socket_timeout_s
         )
-        examples: list[tuple[str, str, str, str]] = []
+        examples: list[tuple[str, str, str]] = []
         if not args.no_sample:
             examples = _publish_samples(args, ctx, children)
             _wait_for_views(ctx, children)
@@ -165,12 +174,27 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"Dashboard      {api}/dashboard   (lag, throughput, health)", soft_wrap=True)
         console.print(f"Kafka          {status.bootstrap_servers}    Redis {status.redis_url}")
         shown = 0
-        for entity, source, key, golden_id in examples:
-            if shown < 6 and cache.get_xref(entity, source, key) == golden_id:
+        for entity, source, key in examples:
+            golden_id = cache.get_xref(entity, source, key)
+            if shown < 6 and golden_id is not None:
+                doc = cache.get_golden(entity, golden_id) or {}
+                refs = sorted({s["source"] for s in doc.get("sources", ()) if not s["deleted"]})
                 console.print(
-                    f"{source}:{key:8} {api}/v1/{entity}/golden/{golden_id}", soft_wrap=True
+                    f"{source}:{key:8} {api}/v1/{entity}/golden/{golden_id}  ({' + '.join(refs)})",
+                    soft_wrap=True,
                 )
                 shown += 1
+        if examples:
+            entity, source, key = examples[0]
+            golden_id = cache.get_xref(entity, source, key)
+            if golden_id is not None:
+                console.print(
+                    f"explain        {api}/v1/{entity}/golden/{golden_id}/explain", soft_wrap=True
+                )
+                console.print(
+                    f"history        {api}/v1/{entity}/golden/{golden_id}/history", soft_wrap=True
+                )
+        console.print(f"review queue   {api}/v1/customer/review   (mdhub steward review customer)")
         first = next(iter(ctx.model.entities))
         console.print(f"tail golden    mdhub tail --entity {first} --from-beginning")
         console.print(f"tail changes   mdhub tail --entity {first} --changes --from-beginning")
@@ -192,20 +216,40 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
         console.print("stopped")
 
 
+def _generated(people: int, ctx: Context) -> list[tuple[str, str, Path]]:
+    """Generate a customer data set with known duplicates into .mdhub/generated/."""
+    from mdhub.testdata import Difficulty, generate
+
+    out = Path(".mdhub/generated")
+    data = generate(ctx.entity("customer"), people, Difficulty.preset("default"), seed=7)
+    paths = data.write(out, "customer")
+    ctx.console.print(
+        f"  generated {len(data.records)} customer records of {people} people into {out}/ "
+        "(true entities in customer.truth.csv)"
+    )
+    found = []
+    for path in paths:
+        entity, source = path.name.split(".")[:2]
+        if source in ctx.entity(entity).sources and path.suffix in (".jsonl", ".csv"):
+            found.append((entity, source, path))
+    return found
+
+
 def _publish_samples(
     args: argparse.Namespace, ctx: Context, children: list[_Child]
-) -> list[tuple[str, str, str, str]]:
-    from mdhub.domain.identity import golden_id_for
+) -> list[tuple[str, str, str]]:
     from mdhub.kafka.producer import HubProducer
     from mdhub.publishing import parse_records, read_file
     from mdhub.serde.generate import fullname
 
     samples = _samples(args.sample_dir, ctx)
+    if args.people > 0 and "customer" in ctx.model.entities:
+        samples += _generated(args.people, ctx)
     if not samples:
         ctx.console.print(f"  no sample files in {escape(str(args.sample_dir))}")
         return []
     producer = HubProducer(ctx.settings.kafka)
-    examples: list[tuple[str, str, str, str]] = []
+    examples: list[tuple[str, str, str]] = []
     for entity_name, source, path in samples:
         entity = ctx.entity(entity_name)
         codec = ctx.catalog.codec(fullname(entity_name, "CandidateChange"))
@@ -215,14 +259,8 @@ def _publish_samples(
         topic = topic_name(ctx.settings.namespace, entity_name, Stage.SOURCE)
         for _, change, value in parsed.changes:
             producer.produce(topic, change.source_ref.encode(), value)
-            examples.append(
-                (
-                    entity_name,
-                    source,
-                    change.source_key,
-                    golden_id_for(entity_name, source, change.source_key),
-                )
-            )
+            if path.parent == args.sample_dir:
+                examples.append((entity_name, source, change.source_key))
         producer.deliver_all(60.0)
         ctx.console.print(
             f"  published {len(parsed.changes)} {entity_name} change(s) from {escape(str(path))}"
@@ -238,7 +276,14 @@ def _wait_for_views(ctx: Context, children: list[_Child]) -> None:
 
     ns, kafka = ctx.settings.namespace, ctx.settings.kafka
     stages = [
-        (group_name(ns, "worker"), [topic_name(ns, e, Stage.SOURCE) for e in ctx.model.entities]),
+        *(
+            (
+                group_name(ns, f"router-{e}"),
+                [topic_name(ns, e, Stage.SOURCE), topic_name(ns, e, Stage.COMMANDS)],
+            )
+            for e in ctx.model.entities
+        ),
+        (group_name(ns, "worker"), [topic_name(ns, e, Stage.RESOLVE) for e in ctx.model.entities]),
         (
             group_name(ns, "projector"),
             [
