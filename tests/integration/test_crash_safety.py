@@ -83,9 +83,19 @@ TIERS = ["bronze", "silver", "gold", "platinum"]
 # -- the load ----------------------------------------------------------------------------------
 
 
+def _surname(i: int) -> str:
+    """A surname of record ``i`` that sounds like no other record's: these tests are about
+    crashes, not matching (distinct people, so golden records stay small)."""
+    letters = random.Random(i)
+    return "".join(letters.choice("bcdfghklmnprstvz") + letters.choice("aeiou") for _ in range(4))
+
+
 def _attributes(rng: random.Random, i: int) -> dict[str, Any]:
     first = rng.choice(FIRST)
-    attrs: dict[str, Any] = {"first_name": first, "last_name": f"Name{i}-{rng.randint(0, 3)}"}
+    attrs: dict[str, Any] = {
+        "first_name": first,
+        "last_name": f"{_surname(i).title()}-{rng.randint(0, 3)}",
+    }
     if rng.random() < 0.6:
         attrs["email"] = f" {first}.{i}@Example.COM "  # trimmed and lower-cased by the hub
     if rng.random() < 0.4:

@@ -472,3 +472,21 @@ async def _wait(check: Any, timeout: float = 5.0) -> bool:
 def test_sampler_rejects_a_non_positive_interval() -> None:
     with pytest.raises(ValueError, match="interval_s"):
         DashboardSampler(FakeTopicOffsets(), lambda: None, TOPICS, interval_s=0)
+
+
+def test_review_queue_counts_open_pairs_from_the_views_when_it_can() -> None:
+    """The review topic also holds decisions; the queue size is the open pairs of the views."""
+    reader, clock = FakeTopicOffsets(), Clock(1_000.0)
+    reader.offsets = {SOURCE: TopicOffsets(0, 10), REVIEW: TopicOffsets(0, 9)}
+    cache = InMemoryGoldenCache()
+    sampler = DashboardSampler(
+        reader,
+        cache.ping,
+        TOPICS,
+        count_reviews=lambda entity: {"customer": 2}[entity],
+        clock=clock,
+    )
+    sampler.sample_once()
+    body = get(dashboard_app(sampler, None), "/v1/ops/overview").json()
+    assert body["entities"][0]["review_queue"] == 2  # not the topic's 9 messages
+    assert body["totals"]["review_queue"] == 2

@@ -304,3 +304,16 @@ def test_an_index_rebuilt_from_the_store_lists_every_block_as_the_live_one(
         k: list(v) for k, v in live.blocks.items()
     }
     assert rebuilt.next_seq == live.next_seq
+
+
+def test_state_from_before_identity_resolution_is_adopted_not_duplicated(feed: Feed) -> None:
+    """A golden record stored by a hub without identity state (no summary): the next change of
+    its source record goes to it instead of creating a second golden record."""
+    feed.change("crm:OLD", **ROBERT)
+    (golden_id,) = feed.stage.goldens()
+    for key in [k for k in feed.stage.store if k.startswith(b"__ref__/")]:
+        del feed.stage.store[key]  # as written before summaries existed
+    feed.stage.index = type(feed.stage.index)()
+    feed.change("crm:OLD", 2, **{**ROBERT, "phone": "+12025550101"})
+    assert list(feed.stage.goldens()) == [golden_id]
+    assert feed.stage.goldens()[golden_id].version == 2

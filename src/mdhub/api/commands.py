@@ -90,7 +90,12 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
     monitor.start()
     # the dashboard's stage-topic rates, Kafka and Redis health and lag history (its own thread)
     sampler = DashboardSampler.for_hub(
-        settings.kafka, settings.namespace, hub.entities.keys(), cache.ping, read_lag=monitor.report
+        settings.kafka,
+        settings.namespace,
+        hub.entities.keys(),
+        cache.ping,
+        read_lag=monitor.report,
+        count_reviews=lambda entity: cache.list_reviews(entity, offset=0, limit=1)[0],
     )
     sampler.start()
     try:

@@ -294,6 +294,7 @@ class DashboardState:
     redis: Probe = Probe()
     stages: Mapping[str, Mapping[Stage, StageFigures]] = field(default_factory=dict)
     history: Mapping[str, tuple[LagPoint, ...]] = field(default_factory=dict)
+    open_reviews: Mapping[str, int] = field(default_factory=dict)  # per entity, from the views
 
 
 class DashboardSampler:
@@ -305,6 +306,8 @@ class DashboardSampler:
             (``RedisUnavailableError``) when it does not.
         topics: each entity's topic per stage (see :data:`DASHBOARD_STAGES`).
         read_lag: the lag monitor's latest report (None before its first poll), for the history.
+        count_reviews: the number of open potential matches of an entity (the review-queue
+            view); without it the queue size is the review topic's message count.
         interval_s: seconds between two passes.
         rate_window_s: rates are taken over about this many seconds.
         history_s: how much lag history is kept.
@@ -318,6 +321,7 @@ class DashboardSampler:
         topics: Mapping[str, Mapping[Stage, str]],
         *,
         read_lag: Callable[[], LagReport | None] | None = None,
+        count_reviews: Callable[[str], int] | None = None,
         interval_s: float = DEFAULT_INTERVAL_S,
         rate_window_s: float = DEFAULT_RATE_WINDOW_S,
         history_s: float = DEFAULT_HISTORY_S,
@@ -330,6 +334,7 @@ class DashboardSampler:
         self._ping_redis = ping_redis
         self._topics = {entity: dict(stages) for entity, stages in topics.items()}
         self._read_lag = read_lag
+        self._count_reviews = count_reviews
         self._clock = clock
         self._throughput = ThroughputTracker(rate_window_s)
         self._history = LagHistory(history_s)
@@ -347,6 +352,7 @@ class DashboardSampler:
         ping_redis: Callable[[], None],
         *,
         read_lag: Callable[[], LagReport | None] | None = None,
+        count_reviews: Callable[[str], int] | None = None,
         interval_s: float = DEFAULT_INTERVAL_S,
     ) -> DashboardSampler:
         """A sampler of the stage topics of ``entities`` in ``namespace`` on the Kafka cluster."""
@@ -359,6 +365,7 @@ class DashboardSampler:
             ping_redis,
             topics,
             read_lag=read_lag,
+            count_reviews=count_reviews,
             interval_s=interval_s,
         )
 
@@ -377,9 +384,12 @@ class DashboardSampler:
         except KafkaUnavailableError as exc:
             read = None
             kafka = Probe(False, str(exc), at)
+        open_reviews: dict[str, int] = {}
         try:
             self._ping_redis()
             redis = Probe(True, "answered a ping", self._clock())
+            if self._count_reviews is not None:
+                open_reviews = {e: self._count_reviews(e) for e in self._topics}
         except MdhubError as exc:
             redis = Probe(False, str(exc), self._clock())
         report = self._read_lag() if self._read_lag is not None else None
@@ -400,7 +410,9 @@ class DashboardSampler:
                 }
                 for entity, by_stage in self._topics.items()
             }
-            self._state = DashboardState(at, kafka, redis, stages, self._history.series())
+            self._state = DashboardState(
+                at, kafka, redis, stages, self._history.series(), open_reviews
+            )
             return self._state
 
     @property
@@ -512,7 +524,10 @@ class EntityOut(BaseModel):
     reject_ratio: float | None = Field(
         description="rejected messages/s over source messages/s (null while nothing comes in)"
     )
-    review_queue: int | None = Field(description="messages waiting in the review topic")
+    review_queue: int | None = Field(
+        description="open potential matches (the review-queue view; the review topic's message "
+        "count when the views are not available)"
+    )
 
 
 class TotalsOut(BaseModel):
@@ -647,7 +662,7 @@ def build_overview(
                 reject_ratio=_ratio(
                     rejected.rate if rejected else None, source.rate if source else None
                 ),
-                review_queue=review.depth if review else None,
+                review_queue=state.open_reviews.get(entity, review.depth if review else None),
             )
         )
     rates = {
@@ -662,9 +677,7 @@ def build_overview(
         rates=rates,
         messages=messages,
         reject_ratio=_ratio(rates[Stage.REJECTED.value], rates[Stage.SOURCE.value]),
-        review_queue=_add_int(
-            [s[Stage.REVIEW].depth for s in state.stages.values() if Stage.REVIEW in s]
-        ),
+        review_queue=_add_int([e.review_queue for e in entities]),
     )
 
     def probe(p: Probe) -> ProbeOut:

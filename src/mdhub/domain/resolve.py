@@ -418,6 +418,12 @@ class Resolver:
         view = _View(ws, out)
         ref = change.source_ref
         known = view.summary(ref)
+        if known is None:
+            # state written before identity resolution existed: the record's own golden record
+            natural = golden_id_for(self.entity.name, change.source, change.source_key)
+            state = view.golden(natural)
+            if state is not None and state.source(change.source, change.source_key) is not None:
+                known = Summary(ref=ref, golden_id=natural, active=False)
         if change.op is Op.DELETE:
             return self._delete(view, change, known)
         feats, keys = self._features(change)
