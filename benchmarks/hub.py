@@ -1,11 +1,17 @@
 """The hub end to end: publish to the source topic, wait for the last golden version in Redis.
 
+The path is: source topic -> the worker's router thread (group ``<ns>-router-customer``), which
+forwards every change in one order to the resolve topic -> the worker's agent (group
+``<ns>-worker``), which resolves identity and writes the golden and changes topics -> the projector
+(group ``<ns>-projector``) -> Redis. The hub has caught up when the three groups have committed
+all of their inputs, checked in that order.
+
 Completion is read from the projector's claim-order counter (``<ns>:customer:meta:claimseq``): the
 version-guarded Lua script in :mod:`mdhub.cache.views` increments it exactly once per golden version
 it applies (refused replays and duplicates do not), so the counter reaching its start value plus
 the number of versions the dataset must produce means every version of every key is in Redis. One
 GET every 50 ms costs Redis nothing. Afterwards, untimed, every key's stored version, the topics'
-message counts and both consumer groups' committed lag are checked.
+message counts and the three consumer groups' committed lag are checked.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "Projection",
     "Verification",
     "groups_caught_up",
+    "lag_checks",
     "run_hub",
     "verify",
     "wait_until_projected",
@@ -78,8 +85,11 @@ class Verification:
         golden_messages: messages on the golden topic (expected: one per version).
         changes_messages: messages on the changes topic (expected: one per version).
         rejected_messages: messages on the rejected topic (expected: none).
+        review_messages: potential matches on the review topic (expected: none; the datasets hold
+            no duplicates, see :mod:`dataset`).
         expected_versions: versions the published changes must have produced.
-        worker_lag: source messages the worker group has not committed.
+        router_lag: source messages the router group has not committed.
+        worker_lag: resolve-topic messages the worker group has not committed.
         projector_lag: golden messages the projector group has not committed.
     """
 
@@ -88,16 +98,21 @@ class Verification:
     golden_messages: int
     changes_messages: int
     rejected_messages: int
+    review_messages: int
     expected_versions: int
+    router_lag: int
     worker_lag: int
     projector_lag: int
 
     @property
     def ok(self) -> bool:
-        """Everything processed exactly as expected (duplicates would show as extra messages)."""
+        """Everything processed exactly as expected (duplicates would show as extra messages; a
+        merge as a wrong version)."""
         return (
             self.wrong_versions == 0
             and self.rejected_messages == 0
+            and self.review_messages == 0
+            and self.router_lag == 0
             and self.worker_lag == 0
             and self.projector_lag == 0
             and self.golden_messages >= self.expected_versions
@@ -137,7 +152,7 @@ class Projection:
         done_at: ``perf_counter()`` when the last version was seen in Redis.
         projected: versions projected since the wait began.
         complete: every expected version arrived; otherwise the hub settled without the rest
-            (both consumer groups had committed everything and nothing moved for a while).
+            (every consumer group had committed everything and nothing moved for a while).
     """
 
     done_at: float
@@ -191,13 +206,24 @@ def wait_until_projected(
         time.sleep(POLL_S)
 
 
+def lag_checks(settings: Settings) -> list[tuple[str, str, str]]:
+    """``(name, consumer group, input topic)`` of each stage of the hub, in pipeline order."""
+    ns = settings.namespace
+    return [
+        ("router", group_name(ns, f"router-{ENTITY}"), topic_name(ns, ENTITY, Stage.SOURCE)),
+        ("worker", group_name(ns, "worker"), topic_name(ns, ENTITY, Stage.RESOLVE)),
+        ("projector", group_name(ns, "projector"), topic_name(ns, ENTITY, Stage.GOLDEN)),
+    ]
+
+
 def groups_caught_up(settings: Settings) -> bool:
-    """Whether the worker and the projector have committed every message of their inputs."""
-    ns, kafka = settings.namespace, settings.kafka
-    return (
-        committed_lag(kafka, group_name(ns, "worker"), topic_name(ns, ENTITY, Stage.SOURCE)) == 0
-        and committed_lag(kafka, group_name(ns, "projector"), topic_name(ns, ENTITY, Stage.GOLDEN))
-        == 0
+    """Whether the router, the worker and the projector have committed all of their inputs.
+
+    Asked in pipeline order, so a stage is asked after everything its predecessor committed had
+    been forwarded to it: all zero means nothing is in flight anywhere.
+    """
+    return all(
+        committed_lag(settings.kafka, group, topic) == 0 for _, group, topic in lag_checks(settings)
     )
 
 
@@ -241,6 +267,8 @@ def run_hub(
         start=base,
         settled=lambda: groups_caught_up(settings),
     )
+    if on_progress is not None:
+        on_progress("projected", end.projected)
     return HubResult(
         records=len(dataset.messages),
         publish_s=published - started,
@@ -253,7 +281,8 @@ def run_hub(
 def verify(
     settings: Settings, client: redis.Redis, datasets: Sequence[Dataset], lag_timeout_s: float = 30
 ) -> Verification:
-    """Check every key's final version, the topics' counts and the groups' committed lag."""
+    """Check every key's final version, the topics' counts and the groups' committed lag (waited
+    for in pipeline order: the commits are periodic)."""
     finals: dict[str, int] = {}
     for data in datasets:
         finals.update(data.final_versions)
@@ -261,19 +290,19 @@ def verify(
     stored = golden_versions(client, settings, ids)
     wrong = sum(1 for gid, version in zip(ids, stored, strict=True) if version != finals[gid])
     ns, kafka = settings.namespace, settings.kafka
-    worker_lag = wait_for_lag_zero(
-        kafka, group_name(ns, "worker"), topic_name(ns, ENTITY, Stage.SOURCE), lag_timeout_s
-    )
-    projector_lag = wait_for_lag_zero(
-        kafka, group_name(ns, "projector"), topic_name(ns, ENTITY, Stage.GOLDEN), lag_timeout_s
-    )
+    lags = {
+        name: wait_for_lag_zero(kafka, group, topic, lag_timeout_s)
+        for name, group, topic in lag_checks(settings)
+    }
     return Verification(
         keys=len(ids),
         wrong_versions=wrong,
         golden_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.GOLDEN)),
         changes_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.CHANGES)),
         rejected_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.REJECTED)),
+        review_messages=message_count(kafka, topic_name(ns, ENTITY, Stage.REVIEW)),
         expected_versions=sum(d.expected_versions for d in datasets),
-        worker_lag=worker_lag,
-        projector_lag=projector_lag,
+        router_lag=lags["router"],
+        worker_lag=lags["worker"],
+        projector_lag=lags["projector"],
     )

@@ -35,8 +35,9 @@ class LatencyResult:
     """Publish-to-Redis latencies of new keys at a fixed rate (milliseconds).
 
     ``worker_*`` split each latency at the golden record's Kafka timestamp (set when the worker
-    produced it): publish -> golden produced by the worker, and golden produced -> readable in
-    Redis (the worker's delivery wait, then the projector). Those use wall clocks at ms resolution.
+    produced it): publish -> golden produced by the worker (the router's hop to the resolve topic
+    included), and golden produced -> readable in Redis (the worker's delivery wait, then the
+    projector). Those use wall clocks at ms resolution.
     """
 
     target_rate: float
@@ -150,6 +151,8 @@ def run_latency(
             if on_progress is not None and i % 250 == 0:
                 on_progress("sent", i)
         send_s = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress("sent", len(sent))
         producer.flush(60)
         # Wait for the stragglers; stop early once nothing arrives and the hub has committed
         # all its input (a record it dropped will never show).

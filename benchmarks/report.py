@@ -28,8 +28,10 @@ with it; nothing is edited by hand. The raw figures of the last run are in
 
 - **B0**: a bare confluent-kafka loop in one Python thread: consume, fastavro decode, fastavro
   encode, produce (idempotent, `acks=all`). No domain logic, state or Redis: the ceiling.
-- **Hub end to end**: one `mdhub worker` and one `mdhub project` process; from the first publish of
-  the dataset to the moment the last golden version of every key is in Redis.
+- **Hub end to end**: one `mdhub worker` (its router thread orders the source partitions into the
+  resolve topic, its agent resolves identity and merges) and one `mdhub project` process; from the
+  first publish of the dataset to the moment the last golden version of every key is in Redis. The
+  dataset holds no duplicates: every key is a golden record of its own.
 - **Latency**: new keys published at a fixed rate; time from each publish to its golden version
   being readable in Redis.
 
@@ -127,7 +129,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         if hub.get("cpu_s"):
             rows.append(
                 (
-                    "  CPU seconds used meanwhile",
+                    "  CPU seconds used meanwhile (the worker's include its router thread)",
                     ", ".join(f"{name} {_num(sec, 1)}" for name, sec in hub["cpu_s"].items()),
                 )
             )
@@ -146,7 +148,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "  split at the golden record's Kafka timestamp",
-                f"publish -> worker produced p50 {_num(lat.get('worker_p50_ms'), 1)} / p95 "
+                f"publish -> router -> worker produced p50 {_num(lat.get('worker_p50_ms'), 1)} / p95 "
                 f"{_num(lat.get('worker_p95_ms'), 1)} ms; -> Redis p50 "
                 f"{_num(lat.get('projector_p50_ms'), 1)} / p95 "
                 f"{_num(lat.get('projector_p95_ms'), 1)} ms",
@@ -175,7 +177,8 @@ def _checks_text(results: dict[str, Any]) -> str:
         f"{check['wrong_versions']:,} not at their final version; golden topic "
         f"{check['golden_messages']:,} messages, changes topic {check['changes_messages']:,} "
         f"(expected {check['expected_versions']:,} each); rejected {check['rejected_messages']:,}; "
-        f"committed lag: worker {check['worker_lag']:,}, projector {check['projector_lag']:,}"
+        f"reviews {check['review_messages']:,}; committed lag: router {check['router_lag']:,}, "
+        f"worker {check['worker_lag']:,}, projector {check['projector_lag']:,}"
     )
 
 

@@ -5,12 +5,14 @@ One run, on one generated input:
 1. starts its own Kafka and Redis (state in ``benchmarks/out/stack``, ports 39092/39093/36379),
    unless ``--bootstrap`` and ``--redis-url`` name servers to use;
 2. generates ``--records`` candidate changes of customers (deterministic for ``--seed``), encodes
-   them once;
+   them once; they hold no duplicates (every key is a person of its own, see ``dataset.py``);
 3. B0: publishes them to a scratch topic, then times one confluent-kafka consumer that decodes,
    re-encodes and produces every record (idempotent, acks=all);
-4. hub: in a fresh namespace, starts one ``mdhub worker`` and one ``mdhub project``, warms them up
-   with one record, publishes the same records and times until the last golden version of every
-   key is in Redis; then checks every key's version, the topics' counts and the groups' lag;
+4. hub: in a fresh namespace, starts one ``mdhub worker`` (its router thread forwards the source
+   topic to the resolve topic, its agent resolves and merges) and one ``mdhub project``, warms them
+   up with one record, publishes the same records and times until the last golden version of every
+   key is in Redis; then checks every key's version, the topics' counts (no reviews, no
+   rejections) and the router, worker and projector groups' lag;
 5. latency: publishes new keys at ``--latency-rate`` for ``--latency-seconds`` and times each one
    from publish to its golden version readable in Redis;
 6. prints the figures, writes ``benchmarks/out/last.json`` and updates ``benchmarks/RESULTS.md``.
@@ -61,7 +63,7 @@ from mdhub.serde.catalog import SchemaCatalog  # noqa: E402
 from mdhub.topology import topic_specs  # noqa: E402
 
 from baseline import run_baseline  # noqa: E402
-from dataset import ENTITY, Dataset, generate  # noqa: E402
+from dataset import ENTITY, Dataset, generate_run  # noqa: E402
 from environment import (  # noqa: E402
     REPO,
     HubProcess,
@@ -202,29 +204,17 @@ def _datasets(
     catalog = SchemaCatalog.load(REPO / "schemas")
     entity = model.entity(ENTITY)
     codec = catalog.codec(f"mdhub.{ENTITY}.CandidateChange")
-    attributes = catalog.codec(f"mdhub.{ENTITY}.Attributes")
-    main = generate(
+    run_data = generate_run(
         entity,
         codec,
-        attributes,
+        catalog.codec(f"mdhub.{ENTITY}.Attributes"),
         args.records,
+        max(1, round(args.latency_rate * args.latency_seconds)),
         update_fraction=args.update_fraction,
         seed=args.seed,
         on_progress=phases.bar(f"generating {args.records:,} changes", args.records),
     )
-    latency = generate(
-        entity,
-        codec,
-        attributes,
-        max(1, round(args.latency_rate * args.latency_seconds)),
-        update_fraction=0.0,
-        seed=args.seed + 1,
-        key_prefix="L-",
-    )
-    warmup = generate(
-        entity, codec, attributes, 1, update_fraction=0.0, seed=args.seed + 2, key_prefix="WARMUP-"
-    )
-    return main, latency, warmup, model, codec
+    return run_data.main, run_data.latency, run_data.warmup, model, codec
 
 
 def _profile_summary(path: Path, console: Console, top: int = 30) -> None:
@@ -377,8 +367,9 @@ def run(
             missing = hub.expected_versions - hub.projected_versions
             results["notes"].append(
                 f"the hub settled with {missing:,} of {hub.expected_versions:,} golden versions "
-                "missing (both consumer groups had committed all their input): the end-to-end time "
-                "runs to the last version that arrived, so it flatters the hub slightly"
+                "missing (the router, worker and projector groups had committed all their input): "
+                "the end-to-end time runs to the last version that arrived, so it flatters the hub "
+                "slightly"
             )
             phases.say(f"[bold red]hub: {missing:,} golden versions never reached Redis[/]")
         if "b0" in results:
