@@ -214,7 +214,7 @@ def test_the_page_shows_a_lagging_group_as_warn_with_a_chart(hub: Hub, browser: 
         page.wait_for_selector(f'article.group[data-group="{worker}"] .badge', timeout=20_000)
         page.wait_for_function(SOURCE_FLOWING, timeout=10_000)
         # the worker's quiet partitions (nothing comes in for products) fold away until asked for
-        quiet = f'article.group[data-group="{worker}"] tr[data-topic="{hub.topic("product", Stage.SOURCE)}"]'
+        quiet = f'article.group[data-group="{worker}"] tr[data-topic="{hub.topic("product", Stage.RESOLVE)}"]'
         assert page.locator(quiet).count() == 0
         page.locator(f'article.group[data-group="{worker}"] button.fold').click()
         page.wait_for_selector(quiet, timeout=5_000)

@@ -176,7 +176,7 @@ def test_the_same_values_again_add_nothing_to_the_history(hub: Hub) -> None:
     def caught_up(group: str, stage: Stage) -> bool:
         return sum(group_lag(kafka, f"{ns}-{group}", [hub.topic("customer", stage)]).values()) == 0
 
-    wait_for(lambda: caught_up("worker", Stage.SOURCE), TIMEOUT, "the worker to catch up")
+    wait_for(lambda: hub.processed("customer"), TIMEOUT, "the router and the worker to catch up")
     wait_for(lambda: caught_up("projector", Stage.CHANGES), TIMEOUT, "the projector to catch up")
     assert [e["version"] for e in history(hub)] == [3, 2, 1]
 
