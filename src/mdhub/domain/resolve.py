@@ -251,7 +251,7 @@ class Resolver:
         source, _, key = ref.partition(":")
         candidate = golden_id_for(self.entity.name, source, key)
         n = 1
-        while view.golden(candidate) is not None and view.golden(candidate).version > 0:  # type: ignore[union-attr]
+        while (taken := view.golden(candidate)) is not None and taken.version > 0:
             candidate = golden_id_for(self.entity.name, source, f"{key}#{n}")
             n += 1
         return candidate
