@@ -639,6 +639,44 @@ def test_blocking_keys_have_no_duplicates_and_a_stable_order() -> None:
     assert blocking_keys(spec, feats) == blocking_keys(spec, json.loads(json.dumps(feats)))
 
 
+def test_an_unordered_blocking_key_is_shared_by_swapped_first_and_last_names() -> None:
+    spec = spec_of(
+        {
+            **good_match(),
+            "blocking": [
+                {
+                    "name": "names",
+                    "parts": [
+                        {"attribute": "first_name", "transform": "soundex"},
+                        {"attribute": "last_name", "transform": "soundex"},
+                    ],
+                    "unordered": True,
+                },
+                {
+                    "name": "ordered",
+                    "parts": [
+                        {"attribute": "first_name", "transform": "soundex"},
+                        {"attribute": "last_name", "transform": "soundex"},
+                    ],
+                },
+            ],
+        }
+    )
+    straight = blocking_keys(spec, features(spec, {"first_name": "Robert", "last_name": "Smith"}))
+    swapped = blocking_keys(spec, features(spec, {"first_name": "Smith", "last_name": "Robert"}))
+
+    assert straight[0] == swapped[0] == "names=R163|S530"
+    assert straight[1] != swapped[1]  # an ordered key tells them apart
+
+
+def test_unordered_must_be_a_flag() -> None:
+    problems = problems_of(
+        {**good_match(), "blocking": [{"name": "n", "parts": ["email"], "unordered": "yes"}]}
+    )
+
+    assert any("blocking[0].unordered" in p and "true or false" in p for p in problems)
+
+
 def test_similar_spellings_share_a_phonetic_blocking_key() -> None:
     a = blocking_keys(SPEC, features(SPEC, {"last_name": "Hernandes", "birth_date": "1906-01-02"}))
     b = blocking_keys(SPEC, features(SPEC, {"last_name": "Hernández", "birth_date": "1906-07-30"}))

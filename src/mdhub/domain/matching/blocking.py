@@ -43,6 +43,8 @@ def blocking_keys(spec: MatchingSpec, feats: Features) -> list[str]:
     keys: list[str] = []
     for key in spec.blocking:
         parts = [_PART[part.transform](feats, part) for part in key.parts]
+        if key.unordered:
+            parts.sort()
         if all(parts):
             text = f"{key.name}={'|'.join(parts)}"
             if text not in keys:

@@ -56,7 +56,7 @@ _MATCH_KEYS = (
     "comparators",
     "rules",
 )
-_BLOCKING_KEYS = ("name", "parts")
+_BLOCKING_KEYS = ("name", "parts", "unordered")
 _PART_KEYS = ("attribute", "transform", "length")
 _COMPARATOR_KEYS = ("attribute", "method", "m", "u", "agree", "disagree")
 _RULE_KEYS = ("name", "attribute", "when", "then")
@@ -261,8 +261,11 @@ def _parse_blocking(ctx: _Context, path: str, raw: Any) -> tuple[BlockingKeySpec
         parts = [
             _parse_part(ctx, f"{item_path}.parts[{i}]", part) for i, part in enumerate(raw_parts)
         ]
+        unordered = _flag(ctx.problems, f"{item_path}.unordered", data.get("unordered", False))
         if name is not None and raw_parts and all(p is not None for p in parts):
-            keys.append(BlockingKeySpec(name, tuple(p for p in parts if p is not None)))
+            keys.append(
+                BlockingKeySpec(name, tuple(p for p in parts if p is not None), bool(unordered))
+            )
     return tuple(keys)
 
 

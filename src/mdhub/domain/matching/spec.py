@@ -99,6 +99,7 @@ class BlockingKeySpec:
 
     name: str
     parts: tuple[BlockingPart, ...]
+    unordered: bool = False  # parts sorted first: swapped values (first/last name) share the key
 
 
 @dataclass(frozen=True, slots=True)
