@@ -155,14 +155,17 @@ def test_the_review_queue_fills_and_empties_through_the_api(hub: Hub) -> None:
     )
     publish(hub, "crm:RV-1", 1, base)
     wait_xrefs(hub, "crm:RV-1")
-    publish(hub, "webshop:RV-2", 1, person(first_name="Grace", last_name="Brewster"))
-    publish(hub, "erp:RV-3", 1, person(first_name="Grace", last_name="Brewster", city="Arlington"))
-
     refs = ("webshop:RV-2", "erp:RV-3")
 
     def open_items() -> list[dict[str, Any]]:
         page = hub.api("/v1/customer/review?limit=500").json()
         return [i for i in page["items"] if i["ref"] in refs]
+
+    publish(hub, "webshop:RV-2", 1, person(first_name="Grace", last_name="Brewster"))
+    # inputs published within one millisecond on different partitions are ordered by partition:
+    # wait, so that RV-3 is certainly the later one
+    wait_for(open_items, TIMEOUT, "the first potential match")
+    publish(hub, "erp:RV-3", 1, person(first_name="Grace", last_name="Brewster", city="Arlington"))
 
     # RV-2 and RV-3 are each proposed with RV-1; RV-3 also with RV-2 (all three: names only)
     items = wait_for(
