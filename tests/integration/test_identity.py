@@ -244,8 +244,12 @@ def _copy_inputs(source: Hub, target: Hub) -> int:
             copied += 1
     assert producer.flush(30) == 0
     for stage in (Stage.SOURCE, Stage.COMMANDS):
-        want = [(m.partition, m.offset, m.timestamp_ms) for m in source.read_raw("customer", stage)]
-        got = [(m.partition, m.offset, m.timestamp_ms) for m in target.read_raw("customer", stage)]
+        want = sorted(
+            (m.partition, m.offset, m.timestamp_ms) for m in source.read_raw("customer", stage)
+        )
+        got = sorted(
+            (m.partition, m.offset, m.timestamp_ms) for m in target.read_raw("customer", stage)
+        )
         assert got == want, f"the copy of the {stage} topic did not keep partitions and timestamps"
     return copied
 
