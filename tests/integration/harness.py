@@ -9,18 +9,20 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
 
 from mdhub.domain.records import CandidateChange, Op
 from mdhub.errors import DecodeError
 from mdhub.kafka.admin import ensure_topics
 from mdhub.kafka.lag import group_lag
 from mdhub.kafka.producer import HubProducer
+from mdhub.kafka.reading import read_to_end, snapshot_ends
 from mdhub.modelfile import load_model
 from mdhub.naming import Stage, topic_name
 from mdhub.serde.catalog import SchemaCatalog
@@ -189,38 +191,7 @@ class Hub:
     def read_raw(self, entity: str, stage: Stage) -> list[Message]:
         """Every message of a topic from offset 0 to its current end, undecoded, with its broker
         timestamp (partition by partition, in offset order)."""
-        topic = self.topic(entity, stage)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                "group.id": "reader-" + uuid.uuid4().hex,
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            meta = consumer.list_topics(topic, timeout=10)
-            ends = {}
-            for p in meta.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if high > low:
-                    ends[p] = high
-            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            out: list[Message] = []
-            deadline = time.monotonic() + 60
-            while ends and time.monotonic() < deadline:
-                msg = consumer.poll(0.5)
-                if msg is None or msg.error() is not None:
-                    continue
-                _, ts = msg.timestamp()
-                out.append(
-                    Message(topic, msg.partition(), msg.offset(), ts, msg.key(), msg.value())
-                )
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
-            assert not ends, f"could not read {topic} to its end"
-            return out
-        finally:
-            consumer.close()
+        return read_raw(self.settings.kafka.bootstrap_servers, self.topic(entity, stage))
 
     def read(
         self, entity: str, stage: Stage, codec_name: str | None = None
@@ -280,24 +251,9 @@ class Hub:
 # -- helpers for the crash-safety tests (raw topic reads, committed offsets, tracked publishing) --
 
 
-class RawMessage:
-    """One message as Kafka holds it: coordinates, raw key and raw value (``None``: tombstone)."""
-
-    __slots__ = ("key", "offset", "partition", "value")
-
-    def __init__(self, partition: int, offset: int, key: bytes | None, value: bytes | None):
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-
-    def __repr__(self) -> str:
-        size = "tombstone" if self.value is None else f"{len(self.value)} B"
-        return f"RawMessage(p={self.partition}, o={self.offset}, key={self.key!r}, {size})"
-
-
-def read_raw(bootstrap: str, topic: str, timeout: float = 60) -> list[RawMessage]:
-    """Every message of ``topic`` from its low watermark to its current end, in partition order."""
+def read_raw(bootstrap: str, topic: str) -> list[Message]:
+    """Every message of ``topic`` up to the end it has now, undecoded, with its broker timestamp,
+    in partition and offset order (``value`` None: a tombstone)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -306,33 +262,22 @@ def read_raw(bootstrap: str, topic: str, timeout: float = 60) -> list[RawMessage
             "broker.address.family": "v4",
         }
     )
+    out: list[Message] = []
     try:
-        meta = consumer.list_topics(topic, timeout=10)
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for p in meta.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        consumer.assign(starts)
-        out: list[RawMessage] = []
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                partition, offset = int(msg.partition()), int(msg.offset())
-                if offset >= ends.get(partition, -1):
-                    continue
-                out.append(RawMessage(partition, offset, msg.key(), msg.value()))
-                if offset + 1 >= ends[partition]:
-                    del ends[partition]
-        assert not ends, f"could not read {topic} to its end within {timeout}s (left: {ends})"
-        out.sort(key=lambda m: (m.partition, m.offset))
-        return out
+        snapshot = snapshot_ends(consumer, [topic], timeout=10)
+
+        def keep(batch: Sequence[KafkaMessage]) -> None:
+            for msg in batch:
+                partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+                if offset < snapshot.ends.get((topic, partition), -1):
+                    _, ts = msg.timestamp()
+                    out.append(Message(topic, partition, offset, ts, msg.key(), msg.value()))
+
+        read_to_end(consumer, snapshot, keep)
     finally:
         consumer.close()
+    out.sort(key=lambda m: (m.partition, m.offset))
+    return out
 
 
 class CommittedOffsets:

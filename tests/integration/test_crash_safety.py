@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CommittedOffsets, Hub, RawMessage, publish_tracked, read_raw, wait_for
+from harness import CommittedOffsets, Hub, publish_tracked, read_raw, wait_for
 
 from conftest import free_ports
 from mdhub.cache.views import RedisGoldenCache
@@ -58,6 +58,7 @@ from mdhub.settings import StackSettings
 from mdhub.stack import stack_down, stack_up
 from mdhub.stack.kafka import kafka_paths, stop_kafka
 from mdhub.stack.process import is_running, read_pid
+from mdhub.stream.pipeline import Message
 
 pytestmark = pytest.mark.integration
 
@@ -215,14 +216,13 @@ class Oracle:
     def __post_init__(self) -> None:
         self.entity = self.hub.model.entity(ENTITY)
         catalog = self.hub.catalog
-        self.change_codec = catalog.codec(f"mdhub.{ENTITY}.CandidateChange")
         self.golden_codec = catalog.codec(f"mdhub.{ENTITY}.GoldenRecord")
         self.event_codec = catalog.codec(f"mdhub.{ENTITY}.ChangeEvent")
 
     def encode_golden(self, golden: GoldenRecord) -> bytes:
         return self.golden_codec.encode(golden_to_avro(self.entity, golden))
 
-    def feed(self, key: bytes, value: bytes, coords: tuple[int, int]) -> None:
+    def feed(self, key: bytes, coords: tuple[int, int]) -> None:
         """Note a published message (its key and coordinates; the outcome comes later)."""
         self.total += 1
         self.order[key].append(coords)
@@ -263,10 +263,6 @@ class Oracle:
                 first = golden.active_sources[0]
                 self.refs[gid] = (first.source, first.source_key)
 
-    def feed_all(self, changes: list[CandidateChange], coords: list[tuple[int, int]]) -> None:
-        for change, where in zip(changes, coords, strict=True):
-            self.feed(change.source_ref.encode(), self.hub.encode(change), where)
-
     def check_publish_order(self) -> None:
         """Kafka kept each source record's publish order (the oracle relies on it)."""
         for key, coords in self.order.items():
@@ -279,7 +275,8 @@ def publish(hub: Hub, oracle: Oracle, changes: list[CandidateChange]) -> int:
     """Publish a burst and feed it to the oracle; return how many messages were sent."""
     messages = [(c.source_ref.encode(), hub.encode(c)) for c in changes]
     coords = publish_tracked(hub, hub.topic(ENTITY, Stage.SOURCE), messages)
-    oracle.feed_all(changes, coords)
+    for (key, _), where in zip(messages, coords, strict=True):
+        oracle.feed(key, where)
     return len(messages)
 
 
@@ -322,7 +319,7 @@ def verify(hub: Hub, oracle: Oracle, *, redis: bool = True) -> Report:
     raw = {stage: read_raw(bootstrap, hub.topic(ENTITY, stage)) for stage in stages}
 
     # (c) changes: versions 1..N per golden id; repeated versions only as identical bytes
-    events: dict[str, dict[int, list[RawMessage]]] = defaultdict(lambda: defaultdict(list))
+    events: dict[str, dict[int, list[Message]]] = defaultdict(lambda: defaultdict(list))
     problems: list[str] = []
     for m in raw[Stage.CHANGES]:
         if m.key is None or m.value is None:
@@ -354,7 +351,7 @@ def verify(hub: Hub, oracle: Oracle, *, redis: bool = True) -> Report:
     _fail_if(problems, "(c) changes topic")
 
     # (a) golden topic: every version is the oracle's; the latest is the oracle's latest
-    by_gid: dict[str, list[RawMessage]] = defaultdict(list)
+    by_gid: dict[str, list[Message]] = defaultdict(list)
     for m in raw[Stage.GOLDEN]:
         assert m.key is not None, f"golden message without key: {m}"
         by_gid[m.key.decode()].append(m)
@@ -404,7 +401,7 @@ def verify(hub: Hub, oracle: Oracle, *, redis: bool = True) -> Report:
     # (d) accounting: source = accepted + unchanged + rejected, and the rejections are the oracle's
     report.source = len(raw[Stage.SOURCE])
     reject_codec = hub.catalog.codec("mdhub.common.RejectedRecord")
-    rejects: dict[tuple[int, int], list[RawMessage]] = defaultdict(list)
+    rejects: dict[tuple[int, int], list[Message]] = defaultdict(list)
     decoded: dict[tuple[int, int], dict[str, Any]] = {}
     for m in raw[Stage.REJECTED]:
         assert m.value is not None

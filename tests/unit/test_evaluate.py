@@ -383,7 +383,7 @@ def test_help_describes_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     ("args", "message"),
     [
         (["--people", "0"], "must be at least 1"),
-        (["--show-errors", "-1"], "must not be negative"),
+        (["--show-errors", "-1"], "must be at least 0"),
         ([], "the following arguments are required: --entity"),
     ],
 )

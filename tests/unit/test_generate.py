@@ -17,7 +17,7 @@ import pytest
 
 from mdhub.cli import main
 from mdhub.domain.model import EntityModel, parse_model
-from mdhub.domain.records import CandidateChange, Op
+from mdhub.domain.records import CandidateChange
 from mdhub.domain.standardize import apply_standardizers
 from mdhub.domain.validation import standardize, validate_change
 from mdhub.modelfile import load_model
@@ -61,20 +61,6 @@ def hard_customers() -> Generated:
 @pytest.fixture(scope="module")
 def quiet_customers() -> Generated:
     return generate(CUSTOMER, 600, QUIET, seed=3)
-
-
-def change_of(entity: EntityModel, record: GeneratedRecord) -> CandidateChange:
-    attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in record.attributes.items()}
-    return CandidateChange(
-        change_id="c",
-        entity=entity.name,
-        source=record.source,
-        source_key=record.source_key,
-        op=Op.UPSERT,
-        source_version=record.source_version,
-        occurred_at=record.occurred_at,
-        attributes=attributes,
-    )
 
 
 def rejections(entity: EntityModel, changes: Iterable[CandidateChange]) -> Counter[str]:
@@ -215,7 +201,7 @@ def test_every_generated_value_passes_the_hubs_validation(entity: EntityModel, p
     generated = generate(entity, 2000, Difficulty.preset(preset), seed=1)
 
     assert len(generated.records) >= 2500
-    assert rejections(entity, (change_of(entity, r) for r in generated.records)) == Counter()
+    assert rejections(entity, (r.change(entity.name) for r in generated.records)) == Counter()
 
 
 def test_required_attributes_are_always_there(hard_customers: Generated) -> None:
@@ -231,7 +217,7 @@ def test_national_phone_forms_appear_where_the_hub_can_read_them() -> None:
     phones = [r.attributes["phone"] for r in generated.records if "phone" in r.attributes]
 
     assert (
-        rejections(german_hub, (change_of(german_hub, r) for r in generated.records)) == Counter()
+        rejections(german_hub, (r.change(german_hub.name) for r in generated.records)) == Counter()
     )
     assert any(p.startswith("00") for p in phones)
     assert any(p.startswith("0") and not p.startswith("00") for p in phones)
@@ -464,7 +450,7 @@ def test_any_entity_type_gets_valid_values_from_its_rules() -> None:
     entity = model.entity("shipment")
     generated = generate(entity, 800, Difficulty.preset("hard"), seed=9)
 
-    assert rejections(entity, (change_of(entity, r) for r in generated.records)) == Counter()
+    assert rejections(entity, (r.change(entity.name) for r in generated.records)) == Counter()
     seen = {name for r in generated.records for name in r.attributes}
     assert seen == set(entity.attributes)
 

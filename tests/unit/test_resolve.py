@@ -194,6 +194,41 @@ def test_an_update_that_stops_matching_splits_the_record_out(feed: Feed) -> None
     assert feed.golden_of("crm:C1").golden_id == golden_id  # the creator keeps the id
     assert feed.golden_of("erp:E1").golden_id != golden_id
     assert [s.source_ref for s in feed.golden_of("crm:C1").active_sources] == ["crm:C1"]
+    moved = feed.golden_of("erp:E1")
+    assert moved.attributes["first_name"] == "Maria" and moved.version == 1
+    assert [(k.source_ref, k.method) for k in moved.links] == [("erp:E1", LinkMethod.SPLIT)]
+    assert len(feed.stage.goldens()) == 2  # no interim golden record on the way
+
+
+def test_an_update_that_matches_another_golden_record_moves_there_with_its_new_values(
+    feed: Feed,
+) -> None:
+    maria = {
+        "first_name": "Maria",
+        "last_name": "Garcia",
+        "email": "mg@example.org",
+        "birth_date": dt.date(1975, 3, 2),
+    }
+    feed.change("crm:C1", **ROBERT)
+    feed.change("webshop:W1", **maria)
+    feed.change("erp:E1", **ROBERT)
+    assert feed.golden_of("erp:E1").golden_id == feed.golden_of("crm:C1").golden_id
+
+    # the ERP record turns out to be Maria's, with a phone nobody knew
+    result = feed.change("erp:E1", 2, **{**maria, "phone": "+12025550177"})
+    target = feed.golden_of("webshop:W1")
+    assert feed.golden_of("erp:E1").golden_id == target.golden_id
+    assert target.attributes["phone"] == "+12025550177"
+    assert target.source("erp", "E1").source_version == 2  # type: ignore[union-attr]
+    links = {k.source_ref: k for k in target.links}
+    assert links["erp:E1"].method is LinkMethod.MATCHED
+    assert links["erp:E1"].matched_ref == "webshop:W1"
+    assert [s.source_ref for s in feed.golden_of("crm:C1").active_sources] == ["crm:C1"]
+    assert len(feed.stage.goldens()) == 2
+    changed = [o.key for o in result.outputs if o.topic == feed.pipeline.changes_topic]
+    assert sorted(changed) == sorted(
+        [feed.golden_of("crm:C1").golden_id.encode(), target.golden_id.encode()]
+    )
 
 
 def test_steward_split_and_not_a_match_hold_and_replay_the_same(

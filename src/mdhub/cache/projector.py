@@ -8,7 +8,6 @@ or replayed messages change nothing and a flushed Redis is simply refilled.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from mdhub.serde.mapping import (
     golden_from_avro,
     golden_to_json,
     potential_match_from_avro,
+    potential_match_to_json,
 )
 from mdhub.settings import Settings
 
@@ -74,36 +74,9 @@ def history_entry_of(codec: AvroCodec, value: bytes) -> HistoryEntry:
     return history_entry(change_event_from_avro(codec.decode(value)))
 
 
-def _json_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def review_doc_of(codec: AvroCodec, value: bytes, entity: str) -> dict[str, Any]:
     """Turn an encoded potential match (or its decision) into the review document to store."""
-    match = potential_match_from_avro(codec.decode(value))
-    return {
-        "pair_id": match.pair_id,
-        "entity": entity,
-        "status": match.status,
-        "ref": match.ref,
-        "golden_id": match.golden_id,
-        "candidate_ref": match.candidate_ref,
-        "candidate_golden_id": match.candidate_golden_id,
-        "score": match.score,
-        "blocking_key": match.blocking_key,
-        "contributions": [
-            {
-                "attribute": c.attribute,
-                "method": c.method,
-                "similarity": c.similarity,
-                "weight": c.weight,
-                "detail": c.detail,
-            }
-            for c in match.contributions
-        ],
-        "detected_at": _json_time(match.detected_at),
-        "decided_by": match.decided_by,
-    }
+    return potential_match_to_json(entity, potential_match_from_avro(codec.decode(value)))
 
 
 @dataclass(slots=True)

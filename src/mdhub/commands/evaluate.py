@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from mdhub.commands.context import Context
+from mdhub.commands.context import Context, at_least
 from mdhub.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,23 +52,6 @@ Exit status: 0 when the measurement finished (met or not), 3 when Kafka cannot b
 """
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def register(sub: Any) -> None:
     """Add ``evaluate``."""
     from mdhub.testdata import Difficulty
@@ -87,7 +70,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--entity", required=True, help="entity type, e.g. customer")
     parser.add_argument(
         "--people",
-        type=_positive,
+        type=at_least(1),
         default=2000,
         help="how many distinct entities to generate (default 2000)",
     )
@@ -106,7 +89,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--show-errors",
-        type=_non_negative,
+        type=at_least(0),
         default=0,
         metavar="N",
         help="analyse the false positives and negatives and show N of each with their "

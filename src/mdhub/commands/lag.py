@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mdhub.commands.context import Context
+from mdhub.commands.context import Context, at_least
 from mdhub.errors import KafkaUnavailableError
 from mdhub.ops.lag import GroupLag, LagReport, LagTracker, PartitionLag, Status
 from mdhub.settings import Settings
@@ -73,16 +73,6 @@ def _positive(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def register(sub: Any) -> None:
     """Add ``lag``."""
     parser = sub.add_parser(
@@ -113,7 +103,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--samples",
-        type=_count,
+        type=at_least(1),
         default=3,
         metavar="N",
         help="readings taken without --watch (default: 3)",

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mdhub.commands.context import Context
+from mdhub.commands.context import Context, at_least
 from mdhub.domain.commands import Action, StewardCommand
 from mdhub.domain.records import Value
 from mdhub.errors import ConfigError, MdhubError
@@ -34,26 +34,6 @@ def _ref(text: str) -> str:
         return parse_ref(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _offset(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
-    return number
 
 
 def register(sub: Any) -> None:
@@ -166,8 +146,8 @@ def register(sub: Any) -> None:
         "age. Decide one with `mdhub steward accept|reject E PAIR_ID`; see why they scored as "
         "they did with `mdhub explain`.",
     )
-    review.add_argument("--offset", type=_offset, default=0, help="open pairs to skip")
-    review.add_argument("--limit", type=_positive, default=50, help="most pairs to list")
+    review.add_argument("--offset", type=at_least(0), default=0, help="open pairs to skip")
+    review.add_argument("--limit", type=at_least(1), default=50, help="most pairs to list")
     review.add_argument("--json", action="store_true", help="print the page as JSON")
     review.set_defaults(handler=run_review)
 

@@ -27,7 +27,7 @@ from mdhub.domain.records import (
 from mdhub.domain.survivorship import survive
 from mdhub.domain.versioning import content_hash
 
-__all__ = ["Applied", "Outcome", "Rejected", "Unchanged", "apply_change", "rebuild"]
+__all__ = ["Applied", "Outcome", "Rejected", "Unchanged", "apply_change", "rebuild", "with_link"]
 
 STALE_SOURCE_VERSION = "STALE_SOURCE_VERSION"
 CONFLICTING_SOURCE_VERSION = "CONFLICTING_SOURCE_VERSION"
@@ -96,8 +96,18 @@ def _version_check(existing: SourceRecord | None, change: CandidateChange) -> Ou
     return None
 
 
+def with_link(links: tuple[Link, ...], link: Link) -> tuple[Link, ...]:
+    """``links`` with ``link`` in place of the one of its source record, ordered by source ref."""
+    kept = tuple(k for k in links if k.source_ref != link.source_ref)
+    return tuple(sorted((*kept, link), key=lambda k: k.source_ref))
+
+
 def apply_change(
-    entity: EntityModel, state: GoldenRecord | None, change: CandidateChange, golden_id: str
+    entity: EntityModel,
+    state: GoldenRecord | None,
+    change: CandidateChange,
+    golden_id: str,
+    link: Link | None = None,
 ) -> Outcome:
     """Apply ``change`` to the golden record ``state`` (None when it does not exist yet).
 
@@ -106,6 +116,7 @@ def apply_change(
         state: the current golden state, including the crosswalk of source records.
         change: a validated candidate change.
         golden_id: the golden id the change resolved to.
+        link: why the change's source record belongs to this golden record, when that is new.
 
     Returns:
         :class:`Applied` with the new version and its change event, :class:`Unchanged` when nothing
@@ -145,7 +156,8 @@ def apply_change(
     sources = tuple(sorted((*others, record), key=lambda r: r.source_ref))
     cause = Cause(CauseKind.SOURCE_CHANGE, change.change_id, change.source, change.source_key)
     overrides = state.overrides if state is not None else ()
-    return rebuild(entity, state, golden_id, sources, overrides, cause, change.occurred_at)
+    links = None if link is None else with_link(state.links if state else (), link)
+    return rebuild(entity, state, golden_id, sources, overrides, cause, change.occurred_at, links)
 
 
 def rebuild(

@@ -37,7 +37,7 @@ from mdhub.domain.matching import (
     compare,
     features,
 )
-from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change, rebuild
+from mdhub.domain.merge import Applied, Rejected, Unchanged, apply_change, rebuild, with_link
 from mdhub.domain.model import EntityModel
 from mdhub.domain.records import (
     CandidateChange,
@@ -51,6 +51,7 @@ from mdhub.domain.records import (
     LinkMethod,
     Op,
     Reason,
+    SourceRecord,
 )
 from mdhub.domain.versioning import content_hash
 
@@ -241,7 +242,7 @@ class Resolver:
 
     def __init__(self, entity: EntityModel) -> None:
         self.entity = entity
-        self.spec: MatchingSpec | None = getattr(entity, "matching", None)
+        self.spec: MatchingSpec | None = entity.matching
 
     # -- ids ---------------------------------------------------------------------------------
 
@@ -326,13 +327,17 @@ class Resolver:
         source, _, key = ref.partition(":")
         return Link(source=source, source_key=key, method=method, decided_at=at, **extra)
 
-    def _with_link(self, state: GoldenRecord | None, link: Link) -> tuple[Link, ...]:
-        kept = tuple(k for k in (state.links if state else ()) if k.source_ref != link.source_ref)
-        return tuple(sorted((*kept, link), key=lambda k: k.source_ref))
-
     def _merge(
-        self, view: _View, survivor_id: str, loser_id: str, cause: Cause, at: dt.datetime
+        self,
+        view: _View,
+        survivor_id: str,
+        loser_id: str,
+        cause: Cause,
+        at: dt.datetime,
+        relink: Link | None = None,
     ) -> None:
+        """Merge ``loser_id`` into ``survivor_id``; ``relink`` replaces the link of the source
+        record that caused it (a steward's link), the others keep theirs."""
         survivor = view.golden(survivor_id)
         loser = view.golden(loser_id)
         assert survivor is not None and loser is not None
@@ -344,6 +349,8 @@ class Resolver:
         )
         moved = tuple(replace(k, merged_from=loser_id) for k in loser.links)
         links = tuple(sorted((*survivor.links, *moved), key=lambda k: k.source_ref))
+        if relink is not None:
+            links = with_link(links, relink)
         outcome = rebuild(
             self.entity, survivor, survivor_id, sources, tuple(overrides), cause, at, links
         )
@@ -377,20 +384,18 @@ class Resolver:
         )
         view.record(Applied(merged, event), loser_id)
         for record in loser.sources:
-            summary = view.summary(record.source_ref)
-            if summary is not None:
-                view.put_summary(replace(summary, golden_id=survivor_id))
+            self._repoint(view, record.source_ref, survivor_id)
 
-    def _split(
-        self,
-        view: _View,
-        golden_id: str,
-        ref: str,
-        cause: Cause,
-        at: dt.datetime,
-        link: Link | None,
-    ) -> str | None:
-        """Move ``ref`` out of ``golden_id`` to a golden record of its own; returns its new id."""
+    def _repoint(self, view: _View, ref: str, golden_id: str) -> None:
+        """The xref: ``ref`` now belongs to ``golden_id``."""
+        summary = view.summary(ref)
+        if summary is not None:
+            view.put_summary(replace(summary, golden_id=golden_id))
+
+    def _take_out(
+        self, view: _View, golden_id: str, ref: str, cause: Cause, at: dt.datetime
+    ) -> SourceRecord | None:
+        """Remove ``ref``'s source record and link from ``golden_id``; return the record."""
         state = view.golden(golden_id)
         assert state is not None
         record = state.source(*ref.split(":", 1))
@@ -402,13 +407,18 @@ class Resolver:
             rebuild(self.entity, state, golden_id, rest, state.overrides, cause, at, links),
             golden_id,
         )
+        return record
+
+    def _split(
+        self, view: _View, golden_id: str, ref: str, cause: Cause, at: dt.datetime, link: Link
+    ) -> None:
+        """Move ``ref`` out of ``golden_id`` to a golden record of its own (a steward's split)."""
+        record = self._take_out(view, golden_id, ref, cause, at)
+        if record is None:
+            return
         new_id = self._new_id(view, ref)
-        own = link or self._link_for(ref, LinkMethod.SPLIT, at)
-        view.record(rebuild(self.entity, None, new_id, (record,), (), cause, at, (own,)), new_id)
-        summary = view.summary(ref)
-        if summary is not None:
-            view.put_summary(replace(summary, golden_id=new_id))
-        return new_id
+        view.record(rebuild(self.entity, None, new_id, (record,), (), cause, at, (link,)), new_id)
+        self._repoint(view, ref, new_id)
 
     # -- source changes ----------------------------------------------------------------------
 
@@ -452,16 +462,13 @@ class Resolver:
                 view.record(outcome, known.golden_id)
                 self._bridge(view, mine, known.golden_id, cause, at)
                 return out
-            # it no longer matches the rest of its golden record: split it out, resolve it anew
-            self._split(view, known.golden_id, ref, cause, at, None)
-            moved = view.summary(ref)
-            assert moved is not None
-            self._place(
-                view, change, moved, cause, at, exclude={known.golden_id}, reuse=moved.golden_id
-            )
+            # it no longer matches the rest of its golden record: take it out and resolve the
+            # change as if the record were new (the check against its old version is done above)
+            self._take_out(view, known.golden_id, ref, cause, at)
+            self._place(view, change, mine, cause, at, exclude={known.golden_id}, split=True)
             return out
         mine = Summary(ref=ref, golden_id="", features=feats, keys=keys)
-        self._place(view, change, mine, cause, at, exclude=set(), reuse=None)
+        self._place(view, change, mine, cause, at, exclude=set(), split=False)
         return out
 
     def _still_belongs(self, view: _View, mine: Summary, state: GoldenRecord | None) -> bool:
@@ -509,9 +516,10 @@ class Resolver:
         cause: Cause,
         at: dt.datetime,
         exclude: set[str],
-        reuse: str | None,
+        split: bool,
     ) -> None:
-        """Link a record without a golden record (new, or just split out) to where it belongs."""
+        """Link a record without a golden record (new, or just ``split`` out of one because an
+        update stopped matching it) to where it belongs."""
         found = self._candidates(view, mine, exclude)
         ordered = sorted(found.values(), key=lambda c: (-c.score.score, c.golden_id))
         matches = [
@@ -535,37 +543,25 @@ class Resolver:
                 rule=best.score.rule,
                 contributions=_contributions(best.score),
             )
-            if reuse is not None:
-                # a split-out record that matches elsewhere: leave its interim golden record
-                self._move(view, reuse, target, ref, link, cause, at)
-            else:
-                state = view.golden(target)
-                outcome = apply_change(self.entity, state, change, target)
-                if isinstance(outcome, Rejected):  # cannot happen for a new source record
-                    view.out.rejected = outcome
-                    return
-                self._relink(view, outcome, target, link)
+            outcome = apply_change(self.entity, view.golden(target), change, target, link)
+            if isinstance(outcome, Rejected):  # cannot happen: the record is not in the target
+                view.out.rejected = outcome
+                return
+            view.record(outcome, target)
             view.put_summary(replace(mine, golden_id=target))
             for other in group:
                 if other != target:
                     self._merge(view, target, other, cause, at)
             return
-        if reuse is None:
-            new_id = self._new_id(view, ref)
-            link = self._link_for(ref, LinkMethod.CREATED, at)
-            state = view.golden(new_id)  # a remembered delete (version 0), or None
-            outcome = apply_change(self.entity, state, change, new_id)
-            if isinstance(outcome, Rejected):
-                view.out.rejected = outcome
-                return
-            self._relink(view, outcome, new_id, link)
-            view.put_summary(replace(mine, golden_id=new_id))
-        else:
-            new_id = reuse
-            state = view.golden(new_id)
-            outcome = apply_change(self.entity, state, change, new_id)
-            if not isinstance(outcome, Rejected):
-                view.record(outcome, new_id)
+        new_id = self._new_id(view, ref)
+        link = self._link_for(ref, LinkMethod.SPLIT if split else LinkMethod.CREATED, at)
+        state = view.golden(new_id)  # a remembered delete (version 0), or None
+        outcome = apply_change(self.entity, state, change, new_id, link)
+        if isinstance(outcome, Rejected):
+            view.out.rejected = outcome
+            return
+        view.record(outcome, new_id)
+        view.put_summary(replace(mine, golden_id=new_id))
         reviews = [c for c in ordered if c.score.verdict is Verdict.REVIEW][:MAX_REVIEWS_PER_RECORD]
         for candidate in reviews:
             if self._golden_forbidden(view, mine, candidate.golden_id):
@@ -585,17 +581,6 @@ class Resolver:
                 )
             )
 
-    def _relink(
-        self, view: _View, outcome: Applied | Unchanged, golden_id: str, link: Link
-    ) -> None:
-        """Record an outcome with the link of the record it added."""
-        if isinstance(outcome, Applied):
-            golden = replace(outcome.golden, links=self._with_link(outcome.golden, link))
-            view.record(Applied(golden, outcome.event), golden_id)
-        elif outcome.state is not None:
-            state = replace(outcome.state, links=self._with_link(outcome.state, link))
-            view.record(Unchanged(state, outcome.why), golden_id)
-
     def _move(
         self,
         view: _View,
@@ -606,45 +591,18 @@ class Resolver:
         cause: Cause,
         at: dt.datetime,
     ) -> None:
-        """Move a source record from one golden record to another (a steward link or re-match)."""
-        source_state = view.golden(from_id)
-        target_state = view.golden(to_id)
-        assert source_state is not None and target_state is not None
-        record = source_state.source(*ref.split(":", 1))
+        """Move a source record from one golden record to another (a steward's link)."""
+        record = self._take_out(view, from_id, ref, cause, at)
         if record is None:
             return
-        rest = tuple(r for r in source_state.sources if r.source_ref != ref)
-        rest_links = tuple(k for k in source_state.links if k.source_ref != ref)
+        target = view.golden(to_id)
+        assert target is not None
+        sources = tuple(sorted((*target.sources, record), key=lambda r: r.source_ref))
+        links = with_link(target.links, link)
         view.record(
-            rebuild(
-                self.entity,
-                source_state,
-                from_id,
-                rest,
-                source_state.overrides,
-                cause,
-                at,
-                rest_links,
-            ),
-            from_id,
+            rebuild(self.entity, target, to_id, sources, target.overrides, cause, at, links), to_id
         )
-        sources = tuple(sorted((*target_state.sources, record), key=lambda r: r.source_ref))
-        view.record(
-            rebuild(
-                self.entity,
-                target_state,
-                to_id,
-                sources,
-                target_state.overrides,
-                cause,
-                at,
-                self._with_link(target_state, link),
-            ),
-            to_id,
-        )
-        summary = view.summary(ref)
-        if summary is not None:
-            view.put_summary(replace(summary, golden_id=to_id))
+        self._repoint(view, ref, to_id)
 
     def _delete(self, view: _View, change: CandidateChange, known: Summary | None) -> Resolution:
         out = view.out
@@ -705,8 +663,6 @@ class Resolver:
             )
             self._move(view, loser, survivor, moved_ref, link, cause, at)
             return out
-        self._merge(view, survivor, loser, cause, at)
-        state = out.states[survivor]
         link = self._link_for(
             moved_ref,
             LinkMethod.STEWARD_LINK,
@@ -715,17 +671,8 @@ class Resolver:
             command_id=command_id,
             merged_from=loser,
         )
-        self._replace_state_link(view, survivor, state, link)
+        self._merge(view, survivor, loser, cause, at, relink=link)
         return out
-
-    def _replace_state_link(
-        self, view: _View, golden_id: str, state: GoldenRecord, link: Link
-    ) -> None:
-        updated = replace(state, links=self._with_link(state, link))
-        view.out.states[golden_id] = updated
-        for i, applied in enumerate(view.out.goldens):
-            if applied.golden.golden_id == golden_id and applied.golden.version == state.version:
-                view.out.goldens[i] = Applied(updated, applied.event)
 
     def split(
         self,

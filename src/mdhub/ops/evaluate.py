@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from mdhub.domain.matching import MatchScore, compare
 from mdhub.domain.model import EntityModel, HubModel
-from mdhub.domain.records import CandidateChange, GoldenRecord, GoldenStatus, Op
+from mdhub.domain.records import GoldenRecord, GoldenStatus
 from mdhub.errors import ConfigError, KafkaUnavailableError, MdhubError
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
@@ -79,7 +79,6 @@ TARGET_RESOLVE_RATE = 2000.0
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]*$")
 _METRICS_LINE = re.compile(r"worker metrics on http://[^:/]+:(\d+)/metrics")
-_CHANGE_IDS = uuid.UUID("5d0c3a54-7f61-4f3e-9a0e-6576616c7561")
 COMPARISONS_METRIC = "mdhub_resolve_comparisons_pairs_total"
 ASSIGNED_METRIC = "mdhub_worker_assigned_partitions"
 STOP_GRACE_S = 30.0
@@ -329,28 +328,13 @@ def eval_namespace(base: str, token: str | None = None) -> str:
     return name
 
 
-def change_of(entity: EntityModel, record: GeneratedRecord) -> CandidateChange:
-    """The candidate change a source system would publish for a generated record version."""
-    attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in record.attributes.items()}
-    return CandidateChange(
-        change_id=str(uuid.uuid5(_CHANGE_IDS, f"{record.source_ref}/{record.source_version}")),
-        entity=entity.name,
-        source=record.source,
-        source_key=record.source_key,
-        op=Op.UPSERT,
-        source_version=record.source_version,
-        occurred_at=record.occurred_at,
-        attributes=attributes,
-    )
-
-
 def encode_records(
     entity: EntityModel, catalog: SchemaCatalog, records: Iterable[GeneratedRecord]
 ) -> list[tuple[bytes, bytes]]:
     """``(Kafka key, Avro value)`` of every record version, in the given order."""
     codec = catalog.codec(fullname(entity.name, "CandidateChange"))
     return [
-        (r.source_ref.encode(), codec.encode(change_to_avro(entity, change_of(entity, r))))
+        (r.source_ref.encode(), codec.encode(change_to_avro(entity, r.change(entity.name))))
         for r in records
     ]
 

@@ -42,6 +42,7 @@ __all__ = [
     "link_to_json",
     "potential_match_from_avro",
     "potential_match_to_avro",
+    "potential_match_to_json",
     "rejected_to_avro",
 ]
 
@@ -96,19 +97,7 @@ def _link_from_avro(data: Mapping[str, Any]) -> Link:
 
 def link_to_json(link: Link) -> dict[str, Any]:
     """A link as a JSON document (explanations)."""
-    return {
-        "source": link.source,
-        "source_key": link.source_key,
-        "method": link.method.value,
-        "decided_at": _json_time(link.decided_at),
-        "score": link.score,
-        "matched_ref": link.matched_ref,
-        "blocking_key": link.blocking_key,
-        "rule": link.rule,
-        "contributions": [_contribution_to_avro(c) for c in link.contributions],
-        "command_id": link.command_id,
-        "merged_from": link.merged_from,
-    }
+    return {**_link_to_avro(link), "decided_at": _json_time(link.decided_at)}
 
 
 def attributes_to_avro(entity: EntityModel, attributes: Attributes) -> dict[str, Any]:
@@ -459,6 +448,14 @@ def potential_match_to_avro(entity: str, match: PotentialMatch) -> dict[str, Any
         "contributions": [_contribution_to_avro(c) for c in match.contributions],
         "detected_at": match.detected_at,
         "decided_by": match.decided_by,
+    }
+
+
+def potential_match_to_json(entity: str, match: PotentialMatch) -> dict[str, Any]:
+    """Potential match -> JSON document (the review-queue view, the API)."""
+    return {
+        **potential_match_to_avro(entity, match),
+        "detected_at": _json_time(match.detected_at),
     }
 
 

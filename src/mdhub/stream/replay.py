@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mdhub.domain.ledger import Ledger
 from mdhub.domain.records import GoldenRecord
 from mdhub.stream.identity import IdentityIndex
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output, StepResult
@@ -34,7 +33,6 @@ class LocalResolveStage:
     store: dict[bytes, bytes] = field(default_factory=dict)
     index: IdentityIndex = field(default_factory=IdentityIndex)
     outputs: list[Output] = field(default_factory=list)
-    ledgers: dict[tuple[str, int], Ledger] = field(default_factory=dict)
     comparisons: int = 0
 
     def feed(self, message: Message) -> StepResult:
@@ -50,10 +48,6 @@ class LocalResolveStage:
                 self.store[key] = value
         self.outputs.extend(result.outputs)
         self.comparisons += result.comparisons
-        tp = (message.topic, message.partition)
-        self.ledgers[tp] = self.ledgers.get(tp, Ledger()).record(
-            message.offset, result.outcome.value
-        )
         return result
 
     def feed_all(self, messages: Iterable[Message]) -> dict[Outcome, int]:

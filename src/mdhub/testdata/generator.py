@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import json
 import random
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mdhub.domain.model import AttributeSpec, EntityModel
+from mdhub.domain.records import CandidateChange, Op
 from mdhub.domain.validation import check_attribute
 from mdhub.testdata.difficulty import Difficulty
 from mdhub.testdata.generic import ValueFactory, is_free_text
@@ -42,6 +44,7 @@ _CHANGE_FROM = START + dt.timedelta(days=90)
 _CHANGE_SPAN = 410 * 86400
 _LAG = 30 * 86400  # how long a source takes to hear of a change
 
+_CHANGE_IDS = uuid.UUID("5d0c3a54-7f61-4f3e-9a0e-6576616c7561")
 PRESENCE = (0.7, 0.6, 0.5)
 """The chance of an entity being in the model's first, second and third source (0.4 later)."""
 MAX_SOURCES = 3
@@ -94,6 +97,21 @@ class GeneratedRecord:
     def source_ref(self) -> str:
         """``<source>:<source_key>``."""
         return f"{self.source}:{self.source_key}"
+
+    def change(self, entity: str) -> CandidateChange:
+        """The candidate change a source system publishes for this record version (its change id
+        is derived from the source record and version, so it is the same in every run)."""
+        attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.attributes.items()}
+        return CandidateChange(
+            change_id=str(uuid.uuid5(_CHANGE_IDS, f"{self.source_ref}/{self.source_version}")),
+            entity=entity,
+            source=self.source,
+            source_key=self.source_key,
+            op=Op.UPSERT,
+            source_version=self.source_version,
+            occurred_at=self.occurred_at,
+            attributes=attributes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
