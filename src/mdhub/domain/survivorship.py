@@ -151,6 +151,7 @@ def survive(
     attributes: dict[str, Value] = {}
     lineage: dict[str, Lineage] = {}
     pinned = {o.attribute: o for o in overrides}
+    shared: dict[tuple[int, str], Lineage] = {}  # one (immutable) Lineage per winner and rule
     for name, spec in entity.attributes.items():
         if name in pinned:
             pin = pinned[name]
@@ -167,7 +168,11 @@ def survive(
         else:
             value, winner = _choose(spec, entity, candidates)
         attributes[name] = value
-        lineage[name] = Lineage(
-            winner.source, winner.source_key, spec.survivorship.value, winner.occurred_at
-        )
+        rule = spec.survivorship.value
+        found = shared.get((id(winner), rule))
+        if found is None:
+            found = shared[(id(winner), rule)] = Lineage(
+                winner.source, winner.source_key, rule, winner.occurred_at
+            )
+        lineage[name] = found
     return attributes, lineage

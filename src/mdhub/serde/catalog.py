@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import fastavro.validation
 
 from mdhub.domain.validation import ReasonCode
 from mdhub.errors import DecodeError, SchemaError, UnknownFingerprintError
+from mdhub.serde.compiled import Unsupported, compile_reader, compile_writer
 
 __all__ = ["MAGIC", "AvroCodec", "SchemaCatalog", "fingerprint_of"]
 
@@ -43,7 +44,7 @@ class _Writer:
 class AvroCodec:
     """Encode and decode one named type with single-object framing."""
 
-    __slots__ = ("_catalog", "fingerprint", "fullname", "header", "schema")
+    __slots__ = ("_catalog", "_compiled", "_reader", "fingerprint", "fullname", "header", "schema")
 
     def __init__(self, catalog: SchemaCatalog, fullname: str, schema: Any) -> None:
         self._catalog = catalog
@@ -51,9 +52,29 @@ class AvroCodec:
         self.schema = schema
         self.fingerprint = fingerprint_of(schema)
         self.header = MAGIC + self.fingerprint
+        try:
+            self._compiled: Callable[[Mapping[str, Any]], bytes] | None = compile_writer(
+                schema, prefix=self.header
+            )
+        except Unsupported:
+            self._compiled = None
+        try:
+            self._reader: Callable[[bytes, int], dict[str, Any]] | None = compile_reader(schema)
+        except Unsupported:
+            self._reader = None
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        """Return the single-object encoding of ``record`` (raises on a record the schema refuses)."""
+        """Return the single-object encoding of ``record`` (raises on a record the schema refuses).
+
+        A writer compiled from the schema (:mod:`mdhub.serde.compiled`) writes it; a value that
+        writer does not take is written (or refused) by fastavro, with the same bytes.
+        """
+        compiled = self._compiled
+        if compiled is not None:
+            try:
+                return compiled(record)
+            except Exception:  # fastavro below writes it, or raises its error
+                pass
         buf = io.BytesIO()
         buf.write(self.header)
         fastavro.schemaless_writer(buf, self.schema, record)
@@ -83,6 +104,15 @@ class AvroCodec:
             )
         fp = data[2:10]
         if fp == self.fingerprint:
+            compiled = self._reader
+            if compiled is not None:
+                try:
+                    fast = compiled(data, 10)
+                except Exception:  # fastavro below gives the answer, or the error
+                    pass
+                else:
+                    if isinstance(fast, dict):
+                        return fast
             writer, reader = self.schema, None
         else:
             found = self._catalog.writer(fp)

@@ -17,13 +17,12 @@ import asyncio
 import logging
 import os
 import time
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import TP, EventT, StreamT
+from rocksdict import WriteBatch
 
 from mdhub.domain.ledger import Ledger, commands_ledger_key, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
@@ -43,15 +42,6 @@ log = logging.getLogger("mdhub.worker")
 
 DELIVERY_TIMEOUT_S = 300.0
 EXIT_OUTPUT_FAILED = 70
-
-
-def _route_to(event: EventT[Any]) -> None:
-    """Make ``event`` current for the table store, which routes by the event's partition.
-
-    Only faust's context variable is set: the stream's own ``current_event`` attribute belongs to
-    ``take_events``, which reads it to pair each buffered value with its event.
-    """
-    _current_event.set(weakref.ref(event))
 
 
 def _header_map(headers: Any) -> dict[str, bytes]:
@@ -164,10 +154,16 @@ class _EntityAgent:
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
 
+        # The store is read and written directly in the shard partition's RocksDB (keys and values
+        # are raw bytes): faust's table wrapper routes every access through the current event,
+        # key and value serializers and a membership test, which costs more than the read itself.
+        store = self.table.data
+        db: Any = None
+
         def load(key: bytes) -> bytes | None:
             if key in overlay:
                 return overlay[key]
-            value = self.table.get(key)
+            value = db.get(key)
             return value if isinstance(value, bytes) else None
 
         ledgers: dict[bytes, tuple[EventT[Any], Ledger]] = {}
@@ -175,10 +171,10 @@ class _EntityAgent:
         consumed = 0
         comparisons = 0
         for event in events:
-            # Table reads and writes are routed by the current event's partition (the shard).
-            _route_to(event)
+            partition = event.message.partition  # the shard: its RocksDB and identity index
+            db = store._db_for_partition(partition)
             message = _message(event)
-            index = self.index_for(event.message.partition)
+            index = self.index_for(partition)
             lkey = _ledger_key(pipeline, message)
             if lkey not in ledgers:
                 ledgers[lkey] = (event, Ledger.from_bytes(load(lkey)))
@@ -237,13 +233,17 @@ class _EntityAgent:
                 pipeline.state_topic, key, value, event.message.partition, delivered
             )
         await self._deliver()
-        store = self.table.data
+        writes: dict[int, WriteBatch] = {}
         for event, key, value in pending:
-            _route_to(event)
+            batch = writes.get(event.message.partition)
+            if batch is None:
+                batch = writes[event.message.partition] = WriteBatch(raw_mode=True)
             if value is None:
-                store.pop(key, None)
+                batch.delete(key)
             else:
-                store[key] = value
+                batch.put(key, value)
+        for partition, batch in writes.items():
+            store._db_for_partition(partition).write(batch)
         for partition, offset in changelog.items():
             store.set_persisted_offset(TP(pipeline.state_topic, partition), offset)
         self.m_outputs(pipeline.entity.name, "state").inc(len(pending))
