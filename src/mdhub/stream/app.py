@@ -170,6 +170,7 @@ class _EntityAgent:
         pipeline = self.pipeline
         consumed = 0
         comparisons = 0
+        outputs = dict.fromkeys(self.stage_of, 0)  # counted per batch, not per message
         for event in events:
             partition = event.message.partition  # the shard: its RocksDB and identity index
             db = store._db_for_partition(partition)
@@ -207,15 +208,19 @@ class _EntityAgent:
                 self.m_rejected(pipeline.entity.name, reason.code).inc()
             for out in result.outputs:
                 self.producer.produce(out.topic, out.key, out.value)
-                self.m_outputs(pipeline.entity.name, self.stage_of[out.topic]).inc()
+                outputs[out.topic] += 1
             for key, value in result.writes:
                 overlay[key] = value
                 pending.append((event, key, value))
-            self.producer.poll(0)
+            if not consumed & 63:
+                self.producer.poll(0)
         for lkey, (event, ledger) in ledgers.items():
             pending.append((event, lkey, ledger.to_bytes()))
         self.m_consumed.inc(consumed)
         self.m_comparisons.inc(comparisons)
+        for topic, count in outputs.items():
+            if count:
+                self.m_outputs(pipeline.entity.name, self.stage_of[topic]).inc(count)
         await self._deliver()
         now = time.time()
         for event in events:

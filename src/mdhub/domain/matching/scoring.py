@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mdhub.domain.matching.features import Features
 from mdhub.domain.matching.spec import MatchingSpec
@@ -28,9 +28,8 @@ class Verdict(StrEnum):
     NO_MATCH = "no_match"
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """One comparator's part in a score."""
+class Contribution(NamedTuple):
+    """One comparator's part in a score (a named tuple: made for every scored pair, cheaply)."""
 
     attribute: str
     method: str
