@@ -1077,3 +1077,48 @@ def test_features_round_trip_through_json(a: dict[str, Value], b: dict[str, Valu
     assert compare(PROPERTY_SPEC, fa_json, fb_json) == compare(PROPERTY_SPEC, fa, fb)
     assert blocking_keys(PROPERTY_SPEC, fa_json) == blocking_keys(PROPERTY_SPEC, fa)
     assert len(set(blocking_keys(PROPERTY_SPEC, fa))) == len(blocking_keys(PROPERTY_SPEC, fa))
+
+
+@FAST
+@given(RECORDS, RECORDS)
+def test_early_exit_only_cuts_short_what_a_no_match_rule_decides(
+    a: dict[str, Value], b: dict[str, Value]
+) -> None:
+    fa = features(PROPERTY_SPEC, a)
+    fb = features(PROPERTY_SPEC, b)
+    full = compare(PROPERTY_SPEC, fa, fb)
+    early = compare(PROPERTY_SPEC, fa, fb, early_exit=True)
+    if not early.partial:
+        assert early == full
+        return
+    no_match_rules = {r.name for r in PROPERTY_SPEC.rules if r.then.value == "no_match"}
+    assert early.verdict is Verdict.NO_MATCH
+    assert full.verdict is Verdict.NO_MATCH
+    assert full.rule in no_match_rules
+    assert early.rule in no_match_rules
+    assert len(early.contributions) < len(full.contributions) or early.rule == "land"
+
+
+def test_early_exit_on_the_shipped_model_stops_at_a_different_birth_date() -> None:
+    spec = load_model(REPO / "config" / "model.yaml").entity("customer").matching
+    assert spec is not None
+    grace = {"first_name": "Grace", "last_name": "Hopper", "birth_date": dt.date(1906, 12, 9)}
+    namesake = {**grace, "birth_date": dt.date(1971, 3, 2), "email": "g@example.com"}
+    fa, fb = features(spec, grace), features(spec, namesake)
+
+    early = compare(spec, fa, fb, early_exit=True)
+    full = compare(spec, fa, fb)
+
+    assert (early.verdict, early.rule, early.partial) == (
+        Verdict.NO_MATCH,
+        "different_birth_date",
+        True,
+    )
+    assert (full.verdict, full.rule, full.partial) == (
+        Verdict.NO_MATCH,
+        "different_birth_date",
+        False,
+    )
+    assert [c.attribute for c in early.contributions] == ["first_name", "birth_date"]
+    twin = features(spec, {**grace, "email": "g@example.com"})
+    assert compare(spec, fa, twin, early_exit=True) == compare(spec, fa, twin)

@@ -124,6 +124,16 @@ class Summary:
         return self.active and bool(self.keys)
 
 
+def _keep_best(best: dict[str, _Candidate], candidate: _Candidate) -> None:
+    """Keep the highest-scoring candidate per golden id (ties: the smaller source ref)."""
+    current = best.get(candidate.golden_id)
+    if current is None or (candidate.score.score, current.ref) > (
+        current.score.score,
+        candidate.ref,
+    ):
+        best[candidate.golden_id] = candidate
+
+
 class ReviewStatus:
     """States of a potential match on the review topic."""
 
@@ -292,6 +302,9 @@ class Resolver:
         seen: set[str] = {mine.ref}
         spec = self.spec
         out = view.out
+        # pairs a no_match rule decided early (partial scores), per golden id: only scored in
+        # full when their golden record has a match or review that their score could outrank
+        decided: dict[str, list[tuple[str, Summary, str]]] = {}
         for key in mine.keys:
             refs = view.ws.block(key)
             if len(refs) > cap:
@@ -306,11 +319,19 @@ class Resolver:
                     continue
                 if self._blocked_by_steward(view, mine, other):
                     continue
-                score = compare(spec, mine.features, other.features)
+                score = compare(spec, mine.features, other.features, early_exit=True)
                 out.comparisons += 1
-                current = best.get(other.golden_id)
-                if current is None or (score.score, current.ref) > (current.score.score, ref):
-                    best[other.golden_id] = _Candidate(ref, other.golden_id, score, key)
+                if score.partial:
+                    decided.setdefault(other.golden_id, []).append((ref, other, key))
+                    continue
+                _keep_best(best, _Candidate(ref, other.golden_id, score, key))
+        for golden_id, pairs in decided.items():
+            current = best.get(golden_id)
+            if current is None or current.score.verdict is Verdict.NO_MATCH:
+                continue  # no match or review to outrank: the golden record is not a candidate
+            for ref, other, key in pairs:
+                score = compare(spec, mine.features, other.features)
+                _keep_best(best, _Candidate(ref, golden_id, score, key))
         return best
 
     def _survivor(self, view: _View, golden_ids: Sequence[str]) -> str:
@@ -483,7 +504,7 @@ class Resolver:
             other = view.summary(ref)
             if other is None or not other.features:
                 return True  # nothing to compare with: keep the link
-            score = compare(self.spec, mine.features, other.features)
+            score = compare(self.spec, mine.features, other.features, early_exit=True)
             view.out.comparisons += 1
             if score.verdict is Verdict.MATCH:
                 return True

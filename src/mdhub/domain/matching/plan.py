@@ -158,6 +158,25 @@ class Plan:
     # (attribute, ((feature key, derive function), ...)) in a fixed order
     feature_steps: tuple[tuple[str, tuple[tuple[str, Callable[[Any, str], Any]], ...]], ...]
     rules: tuple[CompiledRule, ...]
+    # For compare(..., early_exit=True): comparators that a no-match rule reads come first, and
+    # after each of them the rules reading it; rules on plain texts are checked before any.
+    exit_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
+    text_exit_rules: tuple[CompiledRule, ...] = ()
+    full_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
+
+
+def _exit_plan(
+    comparators: tuple[CompiledComparator, ...], rules: tuple[CompiledRule, ...]
+) -> tuple[tuple[tuple[int, tuple[CompiledRule, ...]], ...], tuple[CompiledRule, ...]]:
+    by_comparator: dict[int, list[CompiledRule]] = {}
+    for rule in rules:
+        if rule.no_match and rule.comparator is not None:
+            by_comparator.setdefault(rule.comparator, []).append(rule)
+    first = sorted(by_comparator)
+    order = [(i, tuple(by_comparator[i])) for i in first]
+    order += [(i, ()) for i in range(len(comparators)) if i not in by_comparator]
+    texts = tuple(r for r in rules if r.no_match and r.comparator is None)
+    return tuple(order), texts
 
 
 def _derived_kinds(spec: MatchingSpec) -> dict[str, set[str]]:
@@ -207,4 +226,12 @@ def compile_plan(spec: MatchingSpec) -> Plan:
         )
         for attribute, kinds in _derived_kinds(spec).items()
     )
-    return Plan(comparators=comparators, feature_steps=steps, rules=rules)
+    exit_order, text_exit_rules = _exit_plan(comparators, rules)
+    return Plan(
+        comparators=comparators,
+        feature_steps=steps,
+        rules=rules,
+        exit_order=exit_order,
+        text_exit_rules=text_exit_rules,
+        full_order=tuple((i, ()) for i in range(len(comparators))),
+    )

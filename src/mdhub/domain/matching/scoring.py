@@ -60,6 +60,9 @@ class MatchScore:
     contributions: tuple[Contribution, ...]
     rule: str | None = None
     """The deterministic rule that decided the verdict, if any."""
+    partial: bool = False
+    """Scoring stopped when a ``no_match`` rule fired (``compare(..., early_exit=True)``): the
+    score and contributions cover only the comparators looked at until then."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the score as a JSON-serialisable mapping."""
@@ -71,7 +74,9 @@ class MatchScore:
         }
 
 
-def compare(spec: MatchingSpec, a: Features, b: Features) -> MatchScore:
+def compare(
+    spec: MatchingSpec, a: Features, b: Features, *, early_exit: bool = False
+) -> MatchScore:
     """Score two records' :func:`features` and decide a verdict.
 
     Each comparator yields a similarity in [0, 1] (nickname groups and swapped attributes can lift
@@ -84,51 +89,69 @@ def compare(spec: MatchingSpec, a: Features, b: Features) -> MatchScore:
         spec: the entity type's matching spec.
         a: one record's features.
         b: the other record's features.
+        early_exit: compare the attributes of ``no_match`` rules first and stop as soon as one
+            fires: the verdict is ``no_match`` as always, but the score and contributions are
+            partial (``partial`` is set). Otherwise the result is the same as without it.
     """
     plan = spec._plan
     a_get = a.get
     b_get = b.get
-    total = 0.0
-    contributions: list[Contribution] = []
-    append = contributions.append
-    for c in plan.comparators:
+    comparators = plan.comparators
+    slots: list[Any] = [None] * len(comparators)
+    if early_exit:
+        for rule in plan.text_exit_rules:
+            if _fires(rule, a, b, slots):
+                return MatchScore(0.0, Verdict.NO_MATCH, (), rule.name, partial=True)
+        order = plan.exit_order
+    else:
+        order = plan.full_order
+    for index, exit_rules in order:
+        c = comparators[index]
         va = a_get(c.key)
         vb = b_get(c.key)
         if va is None or vb is None:
-            append(c.missing)
-            continue
-        sim, detail = c.fn(c, va, vb)
-        agree = c.agree
-        if sim < agree:
-            if c.nick_key is not None:
-                na = a_get(c.nick_key)
-                nb = b_get(c.nick_key)
-                if na is not None and nb is not None and any(g in nb for g in na):
-                    sim, detail = 1.0, "nickname"
-            if sim < agree and c.swap_key is not None:
-                sa = a_get(c.swap_key)
-                sb = b_get(c.swap_key)
-                if sa is not None and sb is not None:
-                    cross = min(c.fn(c, va, sb)[0], c.fn(c, sa, vb)[0])
-                    if cross >= agree:
-                        sim, detail = cross, c.swap_detail
-        # the common outcomes reuse the comparator's prebuilt (immutable) contributions
-        if sim == 1.0 and not detail:
-            total += c.wa
-            append(c.agreed)
-            continue
-        if sim == 0.0 and not detail:
-            total += c.wd
-            append(c.disagreed)
-            continue
-        if sim >= agree:
-            weight = c.wa
-        elif sim <= c.disagree:
-            weight = c.wd
+            slots[index] = c.missing
         else:
-            weight = c.wd + (sim - c.disagree) * c.slope
-        total += weight
-        append(Contribution(c.attribute, c.method, sim, weight, detail))
+            sim, detail = c.fn(c, va, vb)
+            agree = c.agree
+            if sim < agree:
+                if c.nick_key is not None:
+                    na = a_get(c.nick_key)
+                    nb = b_get(c.nick_key)
+                    if na is not None and nb is not None and any(g in nb for g in na):
+                        sim, detail = 1.0, "nickname"
+                if sim < agree and c.swap_key is not None:
+                    sa = a_get(c.swap_key)
+                    sb = b_get(c.swap_key)
+                    if sa is not None and sb is not None:
+                        cross = min(c.fn(c, va, sb)[0], c.fn(c, sa, vb)[0])
+                        if cross >= agree:
+                            sim, detail = cross, c.swap_detail
+            # the common outcomes reuse the comparator's prebuilt (immutable) contributions
+            if sim == 1.0 and not detail:
+                slots[index] = c.agreed
+            elif sim == 0.0 and not detail:
+                slots[index] = c.disagreed
+            else:
+                if sim >= agree:
+                    weight = c.wa
+                elif sim <= c.disagree:
+                    weight = c.wd
+                else:
+                    weight = c.wd + (sim - c.disagree) * c.slope
+                slots[index] = Contribution(c.attribute, c.method, sim, weight, detail)
+        if exit_rules:
+            for rule in exit_rules:
+                if _fires(rule, a, b, slots):
+                    partial = tuple(x for x in slots if x is not None)
+                    total = 0.0
+                    for x in partial:
+                        total += x.weight
+                    return MatchScore(total, Verdict.NO_MATCH, partial, rule.name, partial=True)
+    contributions: list[Contribution] = slots
+    total = 0.0
+    for x in contributions:  # in the comparators' order: the same float sum every time
+        total += x.weight
 
     rule_name: str | None = None
     verdict: Verdict | None = None
