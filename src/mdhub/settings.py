@@ -89,6 +89,12 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics of the worker; 0 disables"
     )
+    stall_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="exit (code 75, for a supervisor to restart the worker) when inputs wait on "
+        "its resolve partitions and no batch started for this long; 0 never",
+    )
     router_margin_ms: int = Field(
         default=50,
         ge=0,

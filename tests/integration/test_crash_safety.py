@@ -59,6 +59,7 @@ from mdhub.stack import stack_down, stack_up
 from mdhub.stack.kafka import kafka_paths, stop_kafka
 from mdhub.stack.process import is_running, read_pid
 from mdhub.stream.pipeline import Message
+from mdhub.stream.stall import EXIT_STALLED
 
 pytestmark = pytest.mark.integration
 
@@ -671,7 +672,10 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
         ],
     )
     assert len(mid_load) >= 3, f"fewer than three kills happened mid-load: {kills}"
-    assert not supervisor.exits, f"processes exited on their own: {supervisor.notes}"
+    # a worker whose faust consumer stopped taking waiting inputs after a restart exits for its
+    # supervisor to restart it (mdhub.stream.stall): a liveness restart, reported, not a failure
+    unexpected = [e for e in supervisor.exits if e != ("worker", EXIT_STALLED)]
+    assert not unexpected, f"processes exited on their own: {supervisor.notes}"
 
 
 # -- 2: the broker stopped and started mid-load ------------------------------------------------

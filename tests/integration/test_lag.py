@@ -28,6 +28,7 @@ from mdhub.ops.lagsource import KafkaLagSource
 from mdhub.ops.monitor import LagMonitor
 from mdhub.settings import KafkaSettings, StackSettings
 from mdhub.stack import kafka_classpath
+from mdhub.stream.stall import LagProbe
 from mdhub.testing import InMemoryGoldenCache
 
 pytestmark = pytest.mark.integration
@@ -322,3 +323,25 @@ def test_stopped_and_stuck_groups_in_metrics_within_the_window(
         assert metrics[("mdhub_lag_sample_success", frozenset())] == 1
     finally:
         present.close()
+
+
+def test_the_workers_stall_probe_counts_inputs_beyond_the_committed_offsets(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    topic = f"{namespace}.customer.resolve.v1"
+    create_topic(kafka_bootstrap, topic, 2)
+    produce(kafka_bootstrap, topic, {0: 7, 1: 3})
+    probe = LagProbe(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"{namespace}-worker")
+    try:
+        assert probe.lag([]) == 0
+        assert probe.lag([(topic, 0), (topic, 1)]) == 10  # nothing committed: all of it waits
+        commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
+        assert probe.lag([(topic, 0)]) == 2
+        assert probe.lag([(topic, 0), (topic, 1)]) == 5
+    finally:
+        probe.close()
+    unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
+    try:
+        assert unreachable.lag([(topic, 0)], timeout=1.0) is None
+    finally:
+        unreachable.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -62,12 +63,21 @@ def register(sub: Any) -> None:
     run.set_defaults(handler=run_all)
 
 
+log = logging.getLogger("mdhub.run")
+
+# Exit codes after which a restart resumes the work (a worker that could not deliver a batch's
+# outputs, or whose stream stalled): restarted, as a supervisor's restart policy would.
+_RESTARTABLE = {70: "could not deliver its outputs", 75: "its stream stalled"}
+
+
 @dataclass
 class _Child:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
     handle: IO[bytes]
+    args: list[str]
+    env: dict[str, str]
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> _Child:
@@ -80,7 +90,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> _C
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return _Child(name, proc, log, handle)
+    return _Child(name, proc, log, handle, args, env)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -91,12 +101,19 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _check_alive(children: list[_Child]) -> None:
-    for child in children:
+    """Restart a child that exited with a restartable code; raise when one exited otherwise."""
+    for i, child in enumerate(children):
         code = child.proc.poll()
-        if code is not None:
-            raise StackError(
-                f"the {child.name} exited with code {code}; last lines of {child.log}:\n{_tail(child.log)}"
-            )
+        if code is None:
+            continue
+        if code in _RESTARTABLE:
+            child.handle.close()
+            log.warning("the %s exited (%s); restarting it", child.name, _RESTARTABLE[code])
+            children[i] = _spawn(child.name, child.args, child.env, child.log.parent)
+            continue
+        raise StackError(
+            f"the {child.name} exited with code {code}; last lines of {child.log}:\n{_tail(child.log)}"
+        )
 
 
 def _stop_children(children: list[_Child], grace: float = 20.0) -> None:

@@ -35,6 +35,7 @@ from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
 from mdhub.stream.router import H_KEY_NONE, H_OFFSET, H_PARTITION, H_TIMESTAMP, H_TOPIC, Router
+from mdhub.stream.stall import EXIT_STALLED, LagProbe, StallWatch
 
 __all__ = ["create_app"]
 
@@ -112,11 +113,13 @@ class _EntityAgent:
         self.window = settings.worker.batch_window_s
         self.indexes: dict[int, IdentityIndex] = {}
         self.capped_logged: set[str] = set()
+        self.stall = StallWatch(settings.worker.stall_timeout_s)
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             self.batch_size, within=self.window
         ):
+            self.stall.batch_started(time.monotonic())
             await self._batch(events)
             yield None
 
@@ -309,11 +312,15 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
             margin_ms=settings.worker.router_margin_ms,
         )
     resolve_topics = {topic_name(settings.namespace, e, Stage.RESOLVE): e for e in model.entities}
+    owned: set[TP] = set()  # this worker's resolve partitions
+    probe = LagProbe(kafka, group_name(settings.namespace, "worker"))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         mine = {tp for tp in assigned if tp.topic in resolve_topics}
         metrics.assigned.set(len(mine))
+        owned.clear()
+        owned.update(mine)
         for tp in mine:
             router = routers[resolve_topics[tp.topic]]
             # the worker that owns a resolve topic's partition 0 runs that entity's router
@@ -324,6 +331,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         metrics.assigned.set(0)
+        owned.difference_update(revoked)
         for tp in revoked:
             if tp.topic not in resolve_topics:
                 continue
@@ -344,10 +352,32 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
                 logging.shutdown()
                 os._exit(EXIT_OUTPUT_FAILED)
 
+    if settings.worker.stall_timeout_s > 0:
+
+        @app.timer(min(10.0, settings.worker.stall_timeout_s / 3))  # type: ignore[untyped-decorator]
+        async def _watch_stall() -> None:
+            busy = bool(app.rebalancing or getattr(app, "in_recovery", False))
+            for entity, runner in runners.items():
+                topic = topic_name(settings.namespace, entity, Stage.RESOLVE)
+                mine = [(tp.topic, tp.partition) for tp in owned if tp.topic == topic]
+                lag = None if busy else await asyncio.to_thread(probe.lag, mine)
+                if runner.stall.check(lag, time.monotonic()):
+                    log.critical(
+                        "%s: %d input(s) wait on %s and the stream took none for %.0f s (a stalled "
+                        "consumer); exiting so that a restart resumes from the committed offsets",
+                        entity,
+                        lag or 0,
+                        topic,
+                        settings.worker.stall_timeout_s,
+                    )
+                    logging.shutdown()
+                    os._exit(EXIT_STALLED)
+
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _stop_routers(app: faust.App, **kwargs: Any) -> None:
         for router in routers.values():
             await asyncio.to_thread(router.stop)
+        await asyncio.to_thread(probe.close)
 
     port = serve_metrics(metrics, settings.worker.metrics_port)
     if port is not None:

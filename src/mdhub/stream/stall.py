@@ -1,0 +1,93 @@
+"""Liveness of the worker's stream: notice when the agent stops taking inputs that are waiting.
+
+faust's consumer can stop fetching after a rebalance while the worker otherwise looks healthy
+(faust-streaming issue #175, "Consumers slowly die over time"): the group keeps its partitions, no
+error is logged, and the lag only grows. The worker cannot repair that from inside, but a restart
+does (the inputs are replayed from the committed offsets, and the ledger skips what was done). So
+the worker watches itself: when the resolve partitions it owns have inputs beyond the group's
+committed offset, and no batch started for ``timeout`` seconds of successful checks, it exits
+with :data:`EXIT_STALLED` for its supervisor (a restart policy, systemd) to start it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from mdhub.kafka.config import consumer_config
+from mdhub.settings import KafkaSettings
+
+__all__ = ["EXIT_STALLED", "LagProbe", "StallWatch"]
+
+log = logging.getLogger("mdhub.worker")
+
+EXIT_STALLED = 75
+"""Exit code of a worker whose stream stopped taking waiting inputs (restart it)."""
+
+
+@dataclass(slots=True)
+class StallWatch:
+    """Decides, from periodic lag checks and batch starts, whether the stream has stalled.
+
+    Attributes:
+        timeout: seconds of waiting inputs without a new batch that count as a stall.
+    """
+
+    timeout: float
+    since: float | None = None  # when waiting inputs were first seen with no batch after
+    last_batch: float = 0.0
+
+    def batch_started(self, now: float) -> None:
+        """A batch of inputs reached the agent."""
+        self.last_batch = now
+
+    def check(self, lag: int | None, now: float) -> bool:
+        """Record one check (``lag`` None: Kafka could not say); return True on a stall.
+
+        A batch that started before the inputs were seen waiting and is still running (its outputs
+        not delivered although Kafka answers) counts as stalled too.
+        """
+        if lag is None or lag <= 0:
+            self.since = None  # nothing waiting, or no answer: start over
+            return False
+        if self.since is None or self.last_batch > self.since:
+            self.since = now
+            return False
+        return now - self.since >= self.timeout
+
+
+class LagProbe:
+    """Asks Kafka how far the worker group's committed offsets are behind the resolve topics."""
+
+    def __init__(self, kafka: KafkaSettings, group: str) -> None:
+        self._config = consumer_config(kafka, group, **{"enable.auto.commit": False})
+        self._consumer: Consumer | None = None
+
+    def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
+        """Inputs beyond the committed offsets of ``partitions``; None when Kafka does not answer."""
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        if not tps:
+            return 0
+        try:
+            if self._consumer is None:
+                self._consumer = Consumer(self._config)
+            committed = self._consumer.committed(tps, timeout=timeout)
+            total = 0
+            for tp in committed:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
+                )
+                start = tp.offset if tp.offset >= 0 else low  # nothing committed: from the start
+                total += max(0, high - start)
+            return total
+        except KafkaException as exc:
+            log.debug("stall check: Kafka did not answer (%s)", exc)
+            return None
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
