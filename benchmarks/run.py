@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phases.add_argument("--skip-latency", action="store_true", help="do not run the latency phase")
     phases.add_argument(
-        "--latency-rate", type=float, default=1000.0, help="new keys per second (default 1000)"
+        "--latency-rate",
+        type=float,
+        default=500.0,
+        help="new keys per second (default 500, about half the hub's throughput)",
     )
     phases.add_argument(
         "--latency-seconds", type=float, default=15.0, help="latency phase length (default 15)"
