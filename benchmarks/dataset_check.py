@@ -34,12 +34,12 @@ from mdhub.stream.replay import LocalResolveStage  # noqa: E402
 
 from dataset import ENTITY, EPOCH, Dataset, generate_run  # noqa: E402
 
-__all__ = ["DatasetCheck", "check_datasets", "main"]
+__all__ = ["APPENDED_MS", "DatasetCheck", "check_datasets", "main"]
 
 REPO = HERE.parent
 # Broker append times for the fed messages: a day after the last change of any dataset happened
 # (changes are 250 ms apart from EPOCH), so the stage's future-timestamp check never trips.
-_APPENDED_MS = int((EPOCH + dt.timedelta(days=30)).timestamp() * 1000)
+APPENDED_MS = int((EPOCH + dt.timedelta(days=30)).timestamp() * 1000)
 
 
 @dataclass(slots=True)
@@ -94,7 +94,7 @@ def check_datasets(
     for data in datasets:
         for key, value in data.messages:
             message = Message(
-                pipeline.source_topic, 0, check.records, _APPENDED_MS + check.records, key, value
+                pipeline.source_topic, 0, check.records, APPENDED_MS + check.records, key, value
             )
             outcome = stage.feed(message).outcome
             check.outcomes[outcome.value] = check.outcomes.get(outcome.value, 0) + 1

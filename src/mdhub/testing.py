@@ -17,7 +17,7 @@ from mdhub.cache.views import GoldenView, encode_doc, review_fields, review_out
 from mdhub.domain.commands import StewardCommand
 from mdhub.errors import KafkaUnavailableError, RedisUnavailableError
 
-__all__ = ["CommandRecorder", "InMemoryGoldenCache"]
+__all__ = ["CommandRecorder", "FakeKafkaMessage", "InMemoryGoldenCache"]
 
 
 @dataclass(slots=True)
@@ -314,3 +314,24 @@ class CommandRecorder:
             )
         with self._lock:
             self.sent.append(command)
+
+
+class FakeKafkaMessage:
+    """A consumed Kafka message (the parts of ``confluent_kafka.Message`` the projector reads)."""
+
+    def __init__(
+        self, topic: str, value: bytes | None, offset: int = 0, partition: int = 0
+    ) -> None:
+        self._topic, self._value, self._offset, self._partition = topic, value, offset, partition
+
+    def topic(self) -> str:
+        return self._topic
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset

@@ -58,8 +58,8 @@ from mdhub.settings import StackSettings
 from mdhub.stack import stack_down, stack_up
 from mdhub.stack.kafka import kafka_paths, stop_kafka
 from mdhub.stack.process import is_running, read_pid
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
 from mdhub.stream.pipeline import Message
-from mdhub.stream.stall import EXIT_STALLED
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,6 @@ SOURCES = ("crm", "erp", "webshop")
 PARTITIONS = 3
 BASE_TIME = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 SETTLE_TIMEOUT = 150
-EXIT_OUTPUT_FAILED = 70  # the worker's exit code when outputs cannot be delivered
 # A worker killed with SIGKILL never leaves its consumer group: its successor's join waits until the
 # dead member's session expires, which is faust's default of 60 s per kill (measured here: 58 s).
 # Five kills would spend five minutes waiting, so the test's workers use faust's own environment

@@ -32,6 +32,7 @@ from mdhub.modelfile import load_model
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.mapping import change_event_to_avro, golden_to_avro, golden_to_json
 from mdhub.settings import Settings
+from mdhub.testing import FakeKafkaMessage
 
 REPO = Path(__file__).resolve().parents[2]
 HUB = load_model(REPO / "config" / "model.yaml")
@@ -226,23 +227,6 @@ def test_fold_equals_every_golden_version_of_the_merge(
 # -- the projector's decoding --------------------------------------------------------------------
 
 
-class FakeMessage:
-    def __init__(self, topic: str, value: bytes | None, offset: int = 0) -> None:
-        self._topic, self._value, self._offset = topic, value, offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def test_the_projector_decodes_golden_and_changes_topics() -> None:
     change = CandidateChange(
         str(uuid.UUID(int=1)), "customer", "crm", "C-1", Op.UPSERT, 1, T0,
@@ -262,10 +246,10 @@ def test_the_projector_decodes_golden_and_changes_topics() -> None:
     }
     batch = decoder.group(
         [
-            FakeMessage("mdhub.customer.golden.v1", golden),
-            FakeMessage("mdhub.customer.changes.v1", changes),
-            FakeMessage("mdhub.customer.changes.v1", b"garbage", 1),  # skipped, logged
-            FakeMessage("mdhub.customer.golden.v1", None, 2),  # tombstone
+            FakeKafkaMessage("mdhub.customer.golden.v1", golden),
+            FakeKafkaMessage("mdhub.customer.changes.v1", changes),
+            FakeKafkaMessage("mdhub.customer.changes.v1", b"garbage", 1),  # skipped, logged
+            FakeKafkaMessage("mdhub.customer.golden.v1", None, 2),  # tombstone
         ]  # type: ignore[list-item]
     )
     assert [v.golden_id for v in batch.views["customer"]] == ["g1"]

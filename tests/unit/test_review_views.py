@@ -24,7 +24,7 @@ from mdhub.modelfile import load_model
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.mapping import potential_match_to_avro
 from mdhub.settings import Settings
-from mdhub.testing import InMemoryGoldenCache
+from mdhub.testing import FakeKafkaMessage, InMemoryGoldenCache
 
 REPO = Path(__file__).resolve().parents[2]
 E = "customer"
@@ -382,23 +382,6 @@ def test_redis_errors_become_retryable_unavailable_errors(
 # -- the projector's decoding of the review topic ------------------------------------------------
 
 
-class FakeMessage:
-    def __init__(self, topic: str, value: bytes | None, offset: int = 0) -> None:
-        self._topic, self._value, self._offset = topic, value, offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def potential_match(status: str = "open", **changes: Any) -> PotentialMatch:
     fields: dict[str, Any] = {
         "pair_id": "p1",
@@ -434,9 +417,9 @@ def test_the_projector_reads_the_review_topic_into_the_review_views() -> None:
         decided_by="cmd-1",
     )
     messages: list[Any] = [
-        FakeMessage(topic, opened),
-        FakeMessage(topic, b"garbage", 1),  # skipped, logged
-        FakeMessage(topic, codec.encode(potential_match_to_avro(E, decided)), 2),
+        FakeKafkaMessage(topic, opened),
+        FakeKafkaMessage(topic, b"garbage", 1),  # skipped, logged
+        FakeKafkaMessage(topic, codec.encode(potential_match_to_avro(E, decided)), 2),
     ]
     batch = decoder.group(messages)
     first = review_doc_of(codec, opened, E)

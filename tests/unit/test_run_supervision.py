@@ -9,7 +9,7 @@ import pytest
 
 from mdhub.commands import run as run_module
 from mdhub.errors import StackError
-from mdhub.stream.stall import EXIT_STALLED
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
 
 
 class FakeProc:
@@ -33,7 +33,7 @@ def child(tmp_path: Path, code: int | None) -> run_module._Child:
     )
 
 
-@pytest.mark.parametrize("code", [70, EXIT_STALLED])
+@pytest.mark.parametrize("code", [EXIT_OUTPUT_FAILED, EXIT_STALLED])
 def test_a_worker_exiting_to_be_restarted_is_started_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:

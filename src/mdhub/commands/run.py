@@ -20,6 +20,7 @@ from mdhub.errors import KafkaUnavailableError, MdhubError, StackError
 from mdhub.kafka.admin import ensure_topics
 from mdhub.naming import Stage, topic_name
 from mdhub.settings import Settings, load_settings
+from mdhub.stream.exits import RESTARTABLE
 from mdhub.topology import topic_specs
 
 __all__ = ["register"]
@@ -65,10 +66,6 @@ def register(sub: Any) -> None:
 
 log = logging.getLogger("mdhub.run")
 
-# Exit codes after which a restart resumes the work (a worker that could not deliver a batch's
-# outputs, or whose stream stalled): restarted, as a supervisor's restart policy would.
-_RESTARTABLE = {70: "could not deliver its outputs", 75: "its stream stalled"}
-
 
 @dataclass
 class _Child:
@@ -106,9 +103,9 @@ def _check_alive(children: list[_Child]) -> None:
         code = child.proc.poll()
         if code is None:
             continue
-        if code in _RESTARTABLE:
+        if code in RESTARTABLE:  # restarted, as a supervisor's restart policy would
             child.handle.close()
-            log.warning("the %s exited (%s); restarting it", child.name, _RESTARTABLE[code])
+            log.warning("the %s exited (%s); restarting it", child.name, RESTARTABLE[code])
             children[i] = _spawn(child.name, child.args, child.env, child.log.parent)
             continue
         raise StackError(

@@ -133,6 +133,13 @@ class _Compiler:
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
+    def build(self, function: str, schema: Any, namespace: dict[str, Any]) -> Any:
+        """Compile the emitted code, with ``namespace`` as its globals; return ``function``."""
+        namespace.update(K=self.consts, F=_Fallback)
+        source = "\n".join(self.lines)
+        exec(compile(source, f"<avro {function} {schema_name(schema)}>", "exec"), namespace)
+        return namespace[function]
+
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, str) and schema not in _PRIMITIVES:
             if schema not in self.named:
@@ -140,17 +147,34 @@ class _Compiler:
             return self.named[schema]
         return schema
 
+    def expand_named(
+        self, schema: Any, emit: Callable[[Any, str, int], None], target: str, indent: int
+    ) -> bool:
+        """If ``schema`` names a type, emit (with ``emit``) the code for its definition; return
+        whether it did. Recursive types are refused."""
+        if not isinstance(schema, str) or schema in _PRIMITIVES:
+            return False
+        if schema in self.expanding:
+            raise Unsupported(f"recursive type {schema!r}")
+        self.expanding.add(schema)
+        try:
+            emit(self.resolve(schema), target, indent)
+        finally:
+            self.expanding.discard(schema)
+        return True
+
+    @staticmethod
+    def null_union(branches: list[Any]) -> tuple[int, Any]:
+        """The index of ``null`` in a union of null and one other type, and that type."""
+        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
+        if len(branches) != 2 or kinds.count("null") != 1:
+            raise Unsupported("unions other than null and one type")
+        null_index = kinds.index("null")
+        return null_index, branches[1 - null_index]
+
     def write(self, schema: Any, value: str, indent: int) -> None:
         """Emit statements appending the encoding of expression ``value`` of ``schema``."""
-        name = schema if isinstance(schema, str) and schema not in _PRIMITIVES else None
-        if name is not None:
-            if name in self.expanding:
-                raise Unsupported(f"recursive type {name!r}")
-            self.expanding.add(name)
-            try:
-                self.write(self.resolve(schema), value, indent)
-            finally:
-                self.expanding.discard(name)
+        if self.expand_named(schema, self.write, value, indent):
             return
         if isinstance(schema, list):
             self.union(schema, value, indent)
@@ -221,11 +245,7 @@ class _Compiler:
             raise Unsupported(f"logical type {logical!r} on {kind!r}")
 
     def union(self, branches: list[Any], value: str, indent: int) -> None:
-        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
-        if len(branches) != 2 or kinds.count("null") != 1:
-            raise Unsupported("unions other than null and one type")
-        null_index = kinds.index("null")
-        other = branches[1 - null_index]
+        null_index, other = self.null_union(branches)
         self.emit(indent, f"if {value} is None:")
         self.emit(indent + 1, f"out += {bytes([2 * null_index])!r}")
         self.emit(indent, "else:")
@@ -295,20 +315,16 @@ def compile_writer(
             null and one type, logical types other than ``timestamp-millis`` and ``date``,
             recursive types).
     """
-    if named is None:
-        named = schema.get("__named_schemas", {}) if isinstance(schema, dict) else {}
-    compiler = _Compiler(named)
+    compiler = _Compiler(_named_of(schema, named))
     compiler.emit(0, "def write(d):")
     compiler.emit(1, "out = bytearray(PREFIX)")
     compiler.write(schema, "d", 1)
     compiler.emit(1, "return bytes(out)")
     namespace: dict[str, Any] = {
         "PREFIX": prefix,
-        "K": compiler.consts,
         "Z": _zigzag,
         "I": _int,
         "L": _LEN,
-        "F": _Fallback,
         "PF": struct.Struct("<f").pack,
         "PD": struct.Struct("<d").pack,
         "TSB": _timestamp_bytes,
@@ -317,12 +333,14 @@ def compile_writer(
         "NOTSEQ": _not_sequence,
         "BYTES": (bytes, bytearray),
     }
-    exec(
-        compile("\n".join(compiler.lines), f"<avro writer {schema_name(schema)}>", "exec"),
-        namespace,
-    )
-    writer: Writer = namespace["write"]
+    writer: Writer = compiler.build("write", schema, namespace)
     return writer
+
+
+def _named_of(schema: Any, named: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if named is not None:
+        return named
+    return schema.get("__named_schemas", {}) if isinstance(schema, dict) else {}
 
 
 def schema_name(schema: Any) -> str:
@@ -379,15 +397,7 @@ class _ReaderCompiler(_Compiler):
 
     def read(self, schema: Any, target: str, indent: int) -> None:
         """Emit statements decoding a value of ``schema`` at ``data[p]`` into ``target``."""
-        name = schema if isinstance(schema, str) and schema not in _PRIMITIVES else None
-        if name is not None:
-            if name in self.expanding:
-                raise Unsupported(f"recursive type {name!r}")
-            self.expanding.add(name)
-            try:
-                self.read(self.resolve(schema), target, indent)
-            finally:
-                self.expanding.discard(name)
+        if self.expand_named(schema, self.read, target, indent):
             return
         if isinstance(schema, list):
             self.read_union(schema, target, indent)
@@ -460,16 +470,13 @@ class _ReaderCompiler(_Compiler):
             raise Unsupported(f"primitive {kind!r}")
 
     def read_union(self, branches: list[Any], target: str, indent: int) -> None:
-        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
-        if len(branches) != 2 or kinds.count("null") != 1:
-            raise Unsupported("unions other than null and one type")
-        null_index = kinds.index("null")
+        null_index, other = self.null_union(branches)
         index = self.var()
         self.emit(indent, f"{index}, p = RL(data, p)")
         self.emit(indent, f"if {index} == {null_index}:")
         self.emit(indent + 1, f"{target} = None")
         self.emit(indent, f"elif {index} == {1 - null_index}:")
-        self.read(branches[1 - null_index], target, indent + 1)
+        self.read(other, target, indent + 1)
         self.emit(indent, "else:")
         self.emit(indent + 1, "raise F('union index')")
 
@@ -505,16 +512,12 @@ def compile_reader(schema: Any, named: Mapping[str, Any] | None = None) -> Reade
     Raises:
         Unsupported: as :func:`compile_writer`.
     """
-    if named is None:
-        named = schema.get("__named_schemas", {}) if isinstance(schema, dict) else {}
-    compiler = _ReaderCompiler(named)
+    compiler = _ReaderCompiler(_named_of(schema, named))
     compiler.emit(0, "def read(data, p):")
     compiler.emit(1, "end = len(data)")
     compiler.read(schema, "result", 1)
     compiler.emit(1, "return result")
     namespace: dict[str, Any] = {
-        "K": compiler.consts,
-        "F": _Fallback,
         "RL": _read_long,
         "UF": struct.Struct("<f").unpack_from,
         "UD": struct.Struct("<d").unpack_from,
@@ -522,7 +525,5 @@ def compile_reader(schema: Any, named: Mapping[str, Any] | None = None) -> Reade
         "DATEFROM": dt.date.fromordinal,
         "DAYS": _DAYS_SHIFT,
     }
-    source = "\n".join(compiler.lines)
-    exec(compile(source, f"<avro reader {schema_name(schema)}>", "exec"), namespace)
-    reader: Reader = namespace["read"]
+    reader: Reader = compiler.build("read", schema, namespace)
     return reader

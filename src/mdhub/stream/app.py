@@ -31,18 +31,18 @@ from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
 from mdhub.stream.router import H_KEY_NONE, H_OFFSET, H_PARTITION, H_TIMESTAMP, H_TOPIC, Router
-from mdhub.stream.stall import EXIT_STALLED, LagProbe, StallWatch
+from mdhub.stream.stall import LagProbe, StallWatch
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("mdhub.worker")
 
 DELIVERY_TIMEOUT_S = 300.0
-EXIT_OUTPUT_FAILED = 70
 
 
 def _header_map(headers: Any) -> dict[str, bytes]:

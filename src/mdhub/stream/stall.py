@@ -6,7 +6,7 @@ error is logged, and the lag only grows. The worker cannot repair that from insi
 does (the inputs are replayed from the committed offsets, and the ledger skips what was done). So
 the worker watches itself: when the resolve partitions it owns have inputs beyond the group's
 committed offset, and no batch started for ``timeout`` seconds of successful checks, it exits
-with :data:`EXIT_STALLED` for its supervisor (a restart policy, systemd) to start it again.
+with :data:`mdhub.stream.exits.EXIT_STALLED` for its supervisor (a restart policy, systemd) to start it again.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from mdhub.kafka.config import consumer_config
 from mdhub.settings import KafkaSettings
 
-__all__ = ["EXIT_STALLED", "LagProbe", "StallWatch"]
+__all__ = ["LagProbe", "StallWatch"]
 
 log = logging.getLogger("mdhub.worker")
-
-EXIT_STALLED = 75
-"""Exit code of a worker whose stream stopped taking waiting inputs (restart it)."""
 
 
 @dataclass(slots=True)
