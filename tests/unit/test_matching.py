@@ -24,6 +24,7 @@ from mdhub.domain.matching import (
     Method,
     Verdict,
     blocking_keys,
+    combine,
     compare,
     features,
 )
@@ -224,6 +225,11 @@ def test_max_block_size_and_shard_by_are_read() -> None:
     assert "country" in spec.attributes
 
 
+def test_ambiguity_margin_is_read_and_off_by_default() -> None:
+    assert spec_of(good_match()).ambiguity_margin == 0.0
+    assert spec_of({**good_match(), "ambiguity_margin": 2.5}).ambiguity_margin == 2.5
+
+
 def test_an_entity_without_a_match_section_has_no_matching() -> None:
     data = model_with(None)
     del data["entities"]["person"]["match"]
@@ -254,7 +260,7 @@ BAD_SECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         _set(("colour",), 1),
         f"{M}.colour",
         "unknown key; accepted keys: match_threshold, review_threshold, max_block_size, "
-        "shard_by, blocking, comparators, rules",
+        "ambiguity_margin, shard_by, blocking, comparators, rules",
     ),
     (
         "unknown comparator key",
@@ -437,6 +443,12 @@ BAD_SECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         ),
         f"{M}.comparators[3].tolerance",
         "must be at least 0, got -5",
+    ),
+    (
+        "negative ambiguity margin",
+        _set(("ambiguity_margin",), -1),
+        f"{M}.ambiguity_margin",
+        "must be at least 0, got -1",
     ),
     (
         "unknown rule condition",
@@ -893,6 +905,80 @@ def test_no_match_rules_win_over_match_rules() -> None:
     assert pair(spec, {"phone": "+1 555"}, {"phone": "+1  555"}).rule == "same_phone"
     both = pair(spec, a, {"email": "j@d.com", "birth_date": "1999-09-09"})
     assert (both.verdict, both.rule) == (Verdict.NO_MATCH, "different_birth_date")
+
+
+# -- a record against a golden record's sources -------------------------------------------------------
+
+ANN: dict[str, Value] = {"first_name": "Ann", "last_name": "Lee"}
+
+
+def test_combine_takes_each_comparators_best_agreement_across_the_sources() -> None:
+    spec = spec_of(good_match())
+    mine = {**ANN, "email": "ann@example.com", "birth_date": dt.date(1980, 5, 6)}
+    with_email = pair(spec, mine, {**ANN, "email": "ann@example.com"})
+    with_birth = pair(spec, mine, {**ANN, "birth_date": dt.date(1980, 5, 6)})
+
+    total = combine(spec, [with_email, with_birth])
+
+    weights = {c.attribute: c.weight for c in total.contributions}
+    assert weights["email"] == pytest.approx(math.log2(0.8 / 0.001))
+    assert weights["birth_date"] == pytest.approx(math.log2(0.95 / 0.001))
+    assert total.score == pytest.approx(sum(weights.values()))
+    # each source alone gives less: the evidence of the two adds up
+    assert total.score > max(with_email.score, with_birth.score)
+    assert total.verdict is Verdict.MATCH
+
+
+def test_combine_keeps_a_disagreement_that_no_source_contradicts() -> None:
+    spec = spec_of(good_match())
+    mine = {**ANN, "email": "ann.lee@other.org"}
+    names_only = pair(spec, mine, dict(ANN))  # that source has no e-mail
+    other_email = pair(spec, mine, {**ANN, "email": "ann@example.com"})
+
+    total = combine(spec, [names_only, other_email])
+
+    email = next(c for c in total.contributions if c.attribute == "email")
+    assert email.similarity == 0.0 and email.weight < 0
+    assert total.score == pytest.approx(other_email.score)
+    assert total.score < names_only.score
+
+
+def test_combine_prefers_an_agreement_over_a_disagreement_of_the_same_attribute() -> None:
+    spec = spec_of(good_match())
+    mine = {**ANN, "email": "ann@example.com"}
+    old_email = pair(spec, mine, {**ANN, "email": "ann.lee@old.org"})
+    same_email = pair(spec, mine, {**ANN, "email": "ann@example.com"})
+
+    total = combine(spec, [old_email, same_email])
+
+    assert total.score == pytest.approx(same_email.score)
+    assert total.contributions == same_email.contributions
+
+
+def test_combine_of_one_score_is_that_score_and_of_none_an_error() -> None:
+    spec = spec_of(good_match())
+    score = pair(spec, {**ANN, "email": "a@b.c"}, {**ANN, "email": "a@b.c"})
+
+    assert combine(spec, [score]) is score
+    with pytest.raises(ValueError, match="at least one score"):
+        combine(spec, [])
+
+
+def test_combine_keeps_a_match_rule_that_fired_for_one_source() -> None:
+    section = good_match()
+    section["rules"] = [
+        {"name": "same_email", "attribute": "email", "when": "same", "then": "match"}
+    ]
+    spec = spec_of(section)
+    mine = {"first_name": "Jo", "last_name": "Doe", "email": "jo@example.com"}
+    by_rule = pair(
+        spec, mine, {"first_name": "Joanna", "last_name": "Dee", "email": "jo@example.com"}
+    )
+    weak = pair(spec, mine, {"first_name": "Jo", "last_name": "Roe"})
+
+    total = combine(spec, [weak, by_rule])
+
+    assert (total.verdict, total.rule) == (Verdict.MATCH, "same_email")
 
 
 def test_a_different_rule_without_a_comparator_compares_values() -> None:

@@ -30,10 +30,12 @@ from typing import Any, Protocol
 
 from mdhub.domain.identity import golden_id_for
 from mdhub.domain.matching import (
+    Features,
     MatchingSpec,
     MatchScore,
     Verdict,
     blocking_keys,
+    combine,
     compare,
     features,
 )
@@ -122,16 +124,6 @@ class Summary:
     def indexed(self) -> bool:
         """Whether the record is in the blocking index (active and not split out)."""
         return self.active and bool(self.keys)
-
-
-def _keep_best(best: dict[str, _Candidate], candidate: _Candidate) -> None:
-    """Keep the highest-scoring candidate per golden id (ties: the smaller source ref)."""
-    current = best.get(candidate.golden_id)
-    if current is None or (candidate.score.score, current.ref) > (
-        current.score.score,
-        candidate.ref,
-    ):
-        best[candidate.golden_id] = candidate
 
 
 class ReviewStatus:
@@ -294,17 +286,22 @@ class Resolver:
         return False
 
     def _candidates(self, view: _View, mine: Summary, exclude: set[str]) -> dict[str, _Candidate]:
-        """Best candidate per golden id, from the blocks of ``mine``."""
-        best: dict[str, _Candidate] = {}
+        """The golden records the blocks of ``mine`` lead to, each scored as a whole.
+
+        A golden record is one entity: ``mine`` is scored against each of its records that share
+        a blocking key, and :func:`combine` makes one score of them. When a ``no_match`` rule fires
+        for any of them (another birth date, another first name), ``mine`` is provably another
+        entity and the golden record is no candidate at all.
+        """
         if self.spec is None or mine.alone:
-            return best
+            return {}
         cap = self.spec.max_block_size
-        seen: set[str] = {mine.ref}
         spec = self.spec
         out = view.out
-        # pairs a no_match rule decided early (partial scores), per golden id: only scored in
-        # full when their golden record has a match or review that their score could outrank
-        decided: dict[str, list[tuple[str, Summary, str]]] = {}
+        seen: set[str] = {mine.ref}
+        # per golden id: the key that found it first, and its records' full scores
+        found: dict[str, tuple[str, list[tuple[str, MatchScore]]]] = {}
+        vetoed: set[str] = set()
         for key in mine.keys:
             refs = view.ws.block(key)
             if len(refs) > cap:
@@ -315,24 +312,95 @@ class Resolver:
                     continue
                 seen.add(ref)
                 other = view.summary(ref)
-                if other is None or not other.indexed or other.golden_id in exclude:
+                if other is None or not other.indexed:
+                    continue
+                golden_id = other.golden_id
+                if golden_id in exclude or golden_id in vetoed:
                     continue
                 if self._blocked_by_steward(view, mine, other):
                     continue
                 score = compare(spec, mine.features, other.features, early_exit=True)
                 out.comparisons += 1
-                if score.partial:
-                    decided.setdefault(other.golden_id, []).append((ref, other, key))
+                if score.verdict is Verdict.NO_MATCH and score.rule is not None:
+                    vetoed.add(golden_id)
+                    found.pop(golden_id, None)
                     continue
-                _keep_best(best, _Candidate(ref, other.golden_id, score, key))
-        for golden_id, pairs in decided.items():
-            current = best.get(golden_id)
-            if current is None or current.score.verdict is Verdict.NO_MATCH:
-                continue  # no match or review to outrank: the golden record is not a candidate
-            for ref, other, key in pairs:
-                score = compare(spec, mine.features, other.features)
-                _keep_best(best, _Candidate(ref, golden_id, score, key))
+                entry = found.get(golden_id)
+                if entry is None:
+                    found[golden_id] = (key, [(ref, score)])
+                else:
+                    entry[1].append((ref, score))
+        best: dict[str, _Candidate] = {}
+        for golden_id, (key, scored) in found.items():
+            # explanations name the record whose own score is highest (ties: the smaller ref)
+            ref = min(scored, key=lambda item: (-item[1].score, item[0]))[0]
+            total = combine(spec, [score for _, score in scored])
+            best[golden_id] = _Candidate(ref, golden_id, total, key)
         return best
+
+    def _matches(self, view: _View, mine: Summary, ordered: list[_Candidate]) -> list[_Candidate]:
+        """The candidates (best first) ``mine`` is linked to, and so merged with each other.
+
+        Those scoring a match that no steward decision forbids, except:
+
+        - none when the best of them is ambiguous: it scores less than ``ambiguity_margin``
+          above the match threshold, no rule decided it, and another golden record scores at
+          least a review (two similar entities, such as namesakes, and too little to tell which
+          one it is: a steward decides);
+        - a match is left out when a ``no_match`` rule separates one of its records from one of
+          a better match's records: the two golden records are two entities and never merge.
+        """
+        assert self.spec is not None
+        matches = [
+            c
+            for c in ordered
+            if c.score.verdict is Verdict.MATCH
+            and not self._golden_forbidden(view, mine, c.golden_id)
+        ]
+        if not matches:
+            return matches
+        top = matches[0]
+        margin = self.spec.ambiguity_margin
+        if (
+            margin
+            and top.score.rule is None
+            and top.score.score < self.spec.match_threshold + margin
+            and any(
+                c.golden_id != top.golden_id and c.score.verdict is not Verdict.NO_MATCH
+                for c in ordered
+            )
+        ):
+            return []
+        group = [top]
+        for candidate in matches[1:]:
+            if all(self._compatible(view, kept.golden_id, candidate.golden_id) for kept in group):
+                group.append(candidate)
+        return group
+
+    def _compatible(self, view: _View, a: str, b: str) -> bool:
+        """Whether golden records ``a`` and ``b`` may be one entity: no ``no_match`` rule fires
+        between a record of one and a record of the other."""
+        assert self.spec is not None
+        mine = self._features_of(view, a)
+        theirs = self._features_of(view, b)
+        for fa in mine:
+            for fb in theirs:
+                score = compare(self.spec, fa, fb, early_exit=True)
+                view.out.comparisons += 1
+                if score.rule is not None and score.verdict is Verdict.NO_MATCH:
+                    return False
+        return True
+
+    def _features_of(self, view: _View, golden_id: str) -> list[Features]:
+        state = view.golden(golden_id)
+        if state is None:
+            return []
+        out: list[Features] = []
+        for record in state.active_sources:
+            summary = view.summary(record.source_ref)
+            if summary is not None and summary.features:
+                out.append(summary.features)
+        return out
 
     def _survivor(self, view: _View, golden_ids: Sequence[str]) -> str:
         def rank(golden_id: str) -> tuple[int, dt.datetime, str]:
@@ -493,11 +561,14 @@ class Resolver:
         return out
 
     def _still_belongs(self, view: _View, mine: Summary, state: GoldenRecord | None) -> bool:
+        """Whether an updated record still matches the rest of its golden record: one of them on
+        its own, or all of them together (as :meth:`_candidates` scores a golden record)."""
         if state is None or self.spec is None:
             return True
         others = [r.source_ref for r in state.active_sources if r.source_ref != mine.ref]
         if not others:
             return True
+        scores: list[MatchScore] = []
         for ref in others:
             if ref in mine.linked:
                 return True
@@ -508,18 +579,20 @@ class Resolver:
             view.out.comparisons += 1
             if score.verdict is Verdict.MATCH:
                 return True
-        return False
+            if score.rule is None:
+                scores.append(score)
+        return len(scores) > 1 and combine(self.spec, scores).verdict is Verdict.MATCH
 
     def _bridge(
         self, view: _View, mine: Summary, golden_id: str, cause: Cause, at: dt.datetime
     ) -> None:
         """After an update of matching attributes: merge golden records the record now matches."""
         found = self._candidates(view, mine, exclude={golden_id})
+        ordered = sorted(found.values(), key=lambda c: (-c.score.score, c.golden_id))
         matches = [
             c.golden_id
-            for c in found.values()
-            if c.score.verdict is Verdict.MATCH
-            and not self._golden_forbidden(view, mine, c.golden_id)
+            for c in self._matches(view, mine, ordered)
+            if self._compatible(view, golden_id, c.golden_id)
         ]
         if not matches:
             return
@@ -543,12 +616,7 @@ class Resolver:
         update stopped matching it) to where it belongs."""
         found = self._candidates(view, mine, exclude)
         ordered = sorted(found.values(), key=lambda c: (-c.score.score, c.golden_id))
-        matches = [
-            c
-            for c in ordered
-            if c.score.verdict is Verdict.MATCH
-            and not self._golden_forbidden(view, mine, c.golden_id)
-        ]
+        matches = self._matches(view, mine, ordered)
         ref = change.source_ref
         if matches:
             group = [c.golden_id for c in matches]
@@ -583,7 +651,9 @@ class Resolver:
             return
         view.record(outcome, new_id)
         view.put_summary(replace(mine, golden_id=new_id))
-        reviews = [c for c in ordered if c.score.verdict is Verdict.REVIEW][:MAX_REVIEWS_PER_RECORD]
+        # reviews: candidates scoring a review, and matches left unlinked as ambiguous
+        reviews = [c for c in ordered if c.score.verdict is not Verdict.NO_MATCH]
+        reviews = reviews[:MAX_REVIEWS_PER_RECORD]
         for candidate in reviews:
             if self._golden_forbidden(view, mine, candidate.golden_id):
                 continue

@@ -17,7 +17,7 @@ from mdhub.domain.matching.blocking import blocking_keys
 from mdhub.domain.matching.features import Features, features
 from mdhub.domain.matching.nicknames import NICKNAME_GROUPS
 from mdhub.domain.matching.parsing import ProblemSink, parse_matching
-from mdhub.domain.matching.scoring import Contribution, MatchScore, Verdict, compare
+from mdhub.domain.matching.scoring import Contribution, MatchScore, Verdict, combine, compare
 from mdhub.domain.matching.spec import (
     BlockingKeySpec,
     BlockingPart,
@@ -49,6 +49,7 @@ __all__ = [
     "Transform",
     "Verdict",
     "blocking_keys",
+    "combine",
     "compare",
     "features",
     "parse_matching",

@@ -6,6 +6,7 @@ The section, as in ``config/model.yaml``::
       match_threshold: 12          # score (log2 units) at or above which records are linked
       review_threshold: 6          # at or above: linked to a new golden record, and reviewed
       max_block_size: 200          # candidate blocks are capped at this size
+      ambiguity_margin: 3          # a match below 12 + 3 with a rival golden record: review
       shard_by: country            # optional: records never match across its values
       blocking:
         - {name: email, parts: [email]}
@@ -51,6 +52,7 @@ _MATCH_KEYS = (
     "match_threshold",
     "review_threshold",
     "max_block_size",
+    "ambiguity_margin",
     "shard_by",
     "blocking",
     "comparators",
@@ -404,6 +406,11 @@ def parse_matching(
         max_block_size = (
             _positive_int(counted, f"{path}.max_block_size", data["max_block_size"]) or 200
         )
+    ambiguity_margin = 0.0
+    if "ambiguity_margin" in data:
+        margin = _number(counted, f"{path}.ambiguity_margin", data["ambiguity_margin"], low=0)
+        if margin is not None:
+            ambiguity_margin = margin
     shard_by = data.get("shard_by")
     if shard_by is not None:
         shard_by = ctx.attribute(f"{path}.shard_by", shard_by, None)
@@ -439,4 +446,5 @@ def parse_matching(
         review_threshold=review_threshold,
         max_block_size=max_block_size,
         shard_by=shard_by,
+        ambiguity_margin=ambiguity_margin,
     )

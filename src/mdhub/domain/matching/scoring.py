@@ -7,6 +7,7 @@ over ``match`` rules); the contributions are returned either way, so every verdi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -17,7 +18,7 @@ from mdhub.domain.matching.spec import MatchingSpec
 if TYPE_CHECKING:
     from mdhub.domain.matching.plan import CompiledRule
 
-__all__ = ["Contribution", "MatchScore", "Verdict", "compare"]
+__all__ = ["Contribution", "MatchScore", "Verdict", "combine", "compare"]
 
 
 class Verdict(StrEnum):
@@ -163,13 +164,57 @@ def compare(
             if verdict is None:
                 rule_name, verdict = rule.name, Verdict.MATCH
     if verdict is None:
-        if total >= spec.match_threshold:
-            verdict = Verdict.MATCH
-        elif total >= spec.review_threshold:
-            verdict = Verdict.REVIEW
-        else:
-            verdict = Verdict.NO_MATCH
+        verdict = _verdict(spec, total)
     return MatchScore(total, verdict, tuple(contributions), rule_name)
+
+
+def combine(spec: MatchingSpec, scores: Sequence[MatchScore]) -> MatchScore:
+    """Score a record against a group of records that are one entity (a golden record's sources),
+    from its full scores against each of them.
+
+    The group holds everything known about the entity, so each comparator takes the best
+    agreement any of its records gives (people keep several addresses and e-mails): it
+    disagrees only when none agrees, and it is missing only when no record holds both values.
+    Evidence adds up across the group (an e-mail agreeing with one record and a birth date with
+    another), and a disagreement with one record is not hidden by a record that lacks the value.
+    A ``match`` rule that fired for any pair decides ``match``. ``no_match`` rules are the
+    caller's: a record that is provably another entity than one of the group's is not the
+    group's entity (scores with a ``no_match`` rule must not be passed). With one score, that
+    score is the result.
+
+    Args:
+        spec: the entity type's matching spec.
+        scores: full (not ``partial``) scores of the record against each record of the group.
+    """
+    if len(scores) == 1:
+        return scores[0]
+    if not scores:
+        raise ValueError("combine needs at least one score")
+    slots = list(scores[0].contributions)
+    rule: str | None = scores[0].rule
+    for score in scores[1:]:
+        if rule is None:
+            rule = score.rule
+        for index, c in enumerate(score.contributions):
+            if c.similarity is None:
+                continue
+            current = slots[index]
+            if current.similarity is None or c.weight > current.weight:
+                slots[index] = c
+    total = 0.0
+    for c in slots:  # in the comparators' order, as compare sums them
+        total += c.weight
+    if rule is not None:
+        return MatchScore(total, Verdict.MATCH, tuple(slots), rule)
+    return MatchScore(total, _verdict(spec, total), tuple(slots))
+
+
+def _verdict(spec: MatchingSpec, total: float) -> Verdict:
+    if total >= spec.match_threshold:
+        return Verdict.MATCH
+    if total >= spec.review_threshold:
+        return Verdict.REVIEW
+    return Verdict.NO_MATCH
 
 
 def _fires(rule: CompiledRule, a: Features, b: Features, contributions: list[Contribution]) -> bool:

@@ -188,11 +188,16 @@ class MatchingSpec:
     review_threshold: float
     max_block_size: int = 200
     shard_by: str | None = None
+    ambiguity_margin: float = 0.0
+    """A match scoring below ``match_threshold + ambiguity_margin`` is not linked while another
+    golden record scores at least ``review_threshold``: both go to review (0: off)."""
     _plan: Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.review_threshold > self.match_threshold:
             raise ValueError("review_threshold must be at most match_threshold")
+        if self.ambiguity_margin < 0:
+            raise ValueError("ambiguity_margin must be at least 0")
         # imported here: the plan module needs these classes, this one only needs the result
         from mdhub.domain.matching.plan import compile_plan
 
