@@ -204,7 +204,6 @@ def test_a_good_section_parses_with_defaults() -> None:
     assert spec.match_threshold == 12.0
     assert spec.review_threshold == 6.0
     assert spec.max_block_size == 200
-    assert spec.shard_by is None
     assert [key.name for key in spec.blocking] == ["email", "name_year"]
     first = spec.comparators[0]
     assert first.method is Method.JARO_WINKLER
@@ -217,12 +216,8 @@ def test_a_good_section_parses_with_defaults() -> None:
     assert spec.attributes == {"email", "last_name", "birth_date", "first_name"}
 
 
-def test_max_block_size_and_shard_by_are_read() -> None:
-    spec = spec_of({**good_match(), "max_block_size": 50, "shard_by": "country"})
-
-    assert spec.max_block_size == 50
-    assert spec.shard_by == "country"
-    assert "country" in spec.attributes
+def test_max_block_size_is_read() -> None:
+    assert spec_of({**good_match(), "max_block_size": 50}).max_block_size == 50
 
 
 def test_ambiguity_margin_is_read_and_off_by_default() -> None:
@@ -260,7 +255,7 @@ BAD_SECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         _set(("colour",), 1),
         f"{M}.colour",
         "unknown key; accepted keys: match_threshold, review_threshold, max_block_size, "
-        "ambiguity_margin, shard_by, blocking, comparators, rules",
+        "ambiguity_margin, blocking, comparators, rules",
     ),
     (
         "unknown comparator key",
@@ -334,12 +329,6 @@ BAD_SECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         _set(("max_block_size",), 0),
         f"{M}.max_block_size",
         "must be a positive integer, got 0",
-    ),
-    (
-        "shard_by names no attribute",
-        _set(("shard_by",), "tenant"),
-        f"{M}.shard_by",
-        "'tenant' names no attribute of the entity; accepted: first_name",
     ),
     (
         "unknown blocking transform",

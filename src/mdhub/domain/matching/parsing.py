@@ -7,7 +7,6 @@ The section, as in ``config/model.yaml``::
       review_threshold: 6          # at or above: linked to a new golden record, and reviewed
       max_block_size: 200          # candidate blocks are capped at this size
       ambiguity_margin: 3          # a match below 12 + 3 with a rival golden record: review
-      shard_by: country            # optional: records never match across its values
       blocking:
         - {name: email, parts: [email]}
         - name: name_year
@@ -53,7 +52,6 @@ _MATCH_KEYS = (
     "review_threshold",
     "max_block_size",
     "ambiguity_margin",
-    "shard_by",
     "blocking",
     "comparators",
     "rules",
@@ -411,9 +409,6 @@ def parse_matching(
         margin = _number(counted, f"{path}.ambiguity_margin", data["ambiguity_margin"], low=0)
         if margin is not None:
             ambiguity_margin = margin
-    shard_by = data.get("shard_by")
-    if shard_by is not None:
-        shard_by = ctx.attribute(f"{path}.shard_by", shard_by, None)
 
     blocking = _parse_blocking(ctx, f"{path}.blocking", data.get("blocking"))
     comparators = tuple(
@@ -445,6 +440,5 @@ def parse_matching(
         match_threshold=match_threshold,
         review_threshold=review_threshold,
         max_block_size=max_block_size,
-        shard_by=shard_by,
         ambiguity_margin=ambiguity_margin,
     )

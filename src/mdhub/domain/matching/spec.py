@@ -187,7 +187,6 @@ class MatchingSpec:
     match_threshold: float
     review_threshold: float
     max_block_size: int = 200
-    shard_by: str | None = None
     ambiguity_margin: float = 0.0
     """A match scoring below ``match_threshold + ambiguity_margin`` is not linked while another
     golden record scores at least ``review_threshold``: both go to review (0: off)."""
@@ -205,12 +204,10 @@ class MatchingSpec:
 
     @property
     def attributes(self) -> frozenset[str]:
-        """Every attribute the spec reads: blocking parts, comparators (and ``swap_with``), rules
-        and ``shard_by``."""
+        """Every attribute the spec reads: blocking parts, comparators (and ``swap_with``) and
+        rules."""
         names = {part.attribute for key in self.blocking for part in key.parts}
         names.update(c.attribute for c in self.comparators)
         names.update(c.swap_with for c in self.comparators if c.swap_with is not None)
         names.update(rule.attribute for rule in self.rules)
-        if self.shard_by is not None:
-            names.add(self.shard_by)
         return frozenset(names)
