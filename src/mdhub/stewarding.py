@@ -4,7 +4,8 @@
   fields its action needs, see :data:`REQUIRED_FIELDS`), :class:`CommandSender` publishes it to
   the entity's commands topic and waits for Kafka's acknowledgement.
 * Reading: :func:`follow_merges` follows the redirects that merged golden records leave in the
-  read views; :func:`explain_links` says, per source record, why it belongs to its golden record.
+  read views; :func:`explain_links` says, per source record, why it belongs to its golden record;
+  :func:`where_now` says where a potential match's two records are now.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "link_reason",
     "new_command",
     "parse_ref",
+    "where_now",
 ]
 
 #: The Avro type of the commands topic.
@@ -307,6 +309,32 @@ def follow_merges(
         path.append(target)
         doc = cache.get_golden(entity, target)
     return Redirect(doc, tuple(path))
+
+
+def where_now(cache: GoldenCache, entity: str, pair: Mapping[str, Any]) -> dict[str, Any]:
+    """A potential match with where its two source records are now (the xref view).
+
+    Adds ``golden_id_now`` and ``candidate_golden_id_now`` (``None`` when the read views do not
+    know the record, e.g. deleted) and ``same_golden_now``: both records are in one golden record
+    now (a later match, merge or steward link joined them since the pair was found), so
+    accepting the pair changes nothing.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
+    """
+
+    def golden_of(ref: Any) -> str | None:
+        source, _, key = str(ref).partition(":")
+        return cache.get_xref(entity, source, key) if key else None
+
+    mine = golden_of(pair.get("ref"))
+    theirs = golden_of(pair.get("candidate_ref"))
+    return {
+        **pair,
+        "golden_id_now": mine,
+        "candidate_golden_id_now": theirs,
+        "same_golden_now": mine is not None and mine == theirs,
+    }
 
 
 def _number(value: float, signed: bool = False) -> str:

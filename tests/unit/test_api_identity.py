@@ -398,6 +398,27 @@ def test_the_review_queue_pages_oldest_first(app: FastAPI) -> None:
     assert [item["pair_id"] for item in page["items"]] == ["p2"]
 
 
+def test_a_pair_joined_since_it_was_found_says_so(app: FastAPI, cache: InMemoryGoldenCache) -> None:
+    # a later match put both records of p2 into one golden record, and p3's record into another
+    joined = {"golden_id": "g-joined", "entity": E, "version": 1, "status": "active"}
+    cache.apply_golden(
+        E,
+        [
+            GoldenView("g-joined", 1, joined, (("crm", "R-p2"), ("webshop", "C-p2"))),
+            GoldenView("g-other", 1, {**joined, "golden_id": "g-other"}, (("crm", "R-p3"),)),
+        ],
+    )
+
+    items = {i["pair_id"]: i for i in get(app, "/v1/customer/review").json()["items"]}
+
+    now = ("golden_id_now", "candidate_golden_id_now", "same_golden_now")
+    assert tuple(items["p2"][k] for k in now) == ("g-joined", "g-joined", True)
+    assert tuple(items["p3"][k] for k in now) == ("g-other", None, False)
+    assert tuple(items["p1"][k] for k in now) == (None, None, False)  # the views know neither
+    single = get(app, "/v1/customer/review/p2").json()
+    assert single["same_golden_now"] is True
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "offset=-1", "limit=x"])
 def test_bad_review_paging_is_a_422_problem(app: FastAPI, query: str) -> None:
     assert_problem(get(app, f"/v1/customer/review?{query}"), 422, "invalid-request")

@@ -35,6 +35,7 @@ from mdhub.stewarding import (
     explanation,
     follow_merges,
     new_command,
+    where_now,
 )
 
 __all__ = [
@@ -202,6 +203,17 @@ class PotentialMatchOut(BaseModel):
     detected_at: str
     decided_by: str | None = Field(default=None, description="the deciding steward command")
     decided_at: str | None = None
+    golden_id_now: str | None = Field(
+        default=None, description="the golden record `ref` belongs to now (null: unknown)"
+    )
+    candidate_golden_id_now: str | None = Field(
+        default=None, description="the golden record `candidate_ref` belongs to now"
+    )
+    same_golden_now: bool = Field(
+        default=False,
+        description="both records are in one golden record now (joined since the pair was "
+        "found): accepting changes nothing",
+    )
 
 
 class ReviewPage(BaseModel):
@@ -641,8 +653,10 @@ def create_app(
         tags=[_TAG_REVIEW],
         summary="List the open potential matches, oldest first",
         description=(
-            "Pairs of source records whose score fell between the review and match thresholds, "
-            "waiting for a steward to accept or reject them, in pages (`offset`, `limit`)."
+            "Pairs of source records whose score fell between the review and match thresholds "
+            "(or matched too closely to another golden record as well to tell which one), "
+            "waiting for a steward to accept or reject them, in pages (`offset`, `limit`), "
+            "with where both records are now (`same_golden_now`: joined since)."
         ),
         response_model=ReviewPage,
         responses=_problem_responses(404, 503),
@@ -661,7 +675,7 @@ def create_app(
             total=total,
             offset=offset,
             limit=limit,
-            items=[PotentialMatchOut.model_validate(doc) for doc in docs],
+            items=[PotentialMatchOut.model_validate(where_now(cache, entity, doc)) for doc in docs],
         )
 
     def open_pair(entity: str, pair_id: str) -> dict[str, Any]:
@@ -684,7 +698,9 @@ def create_app(
         pair_id: Annotated[str, Path(description="the pair's id")],
     ) -> PotentialMatchOut:
         check_entity(entity)
-        return PotentialMatchOut.model_validate(open_pair(entity, pair_id))
+        return PotentialMatchOut.model_validate(
+            where_now(cache, entity, open_pair(entity, pair_id))
+        )
 
     def decide(entity: str, pair_id: str, body: DecisionIn | None, accept: bool) -> CommandSentOut:
         check_entity(entity)

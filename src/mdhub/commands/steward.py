@@ -18,7 +18,13 @@ from mdhub.domain.records import Value
 from mdhub.errors import ConfigError, MdhubError
 from mdhub.publishing import convert_value
 from mdhub.settings import Settings
-from mdhub.stewarding import CommandSender, decision_command, new_command, parse_ref
+from mdhub.stewarding import (
+    CommandSender,
+    decision_command,
+    new_command,
+    parse_ref,
+    where_now,
+)
 
 __all__ = ["register", "run_accept", "run_review", "run_steward", "send_command"]
 
@@ -271,6 +277,7 @@ def review_table(entity: str, items: list[dict[str, Any]], now: dt.datetime) -> 
         "candidate golden id",
         "score",
         "age",
+        "now",
         title=f"open potential matches of {entity}",
     )
     for item in items:
@@ -282,6 +289,7 @@ def review_table(entity: str, items: list[dict[str, Any]], now: dt.datetime) -> 
             escape(str(item["candidate_golden_id"])),
             f"{float(item['score']):.2f}",
             _age(str(item.get("detected_at", "")), now),
+            "one golden record" if item.get("same_golden_now") else "",
         )
     return table
 
@@ -290,7 +298,9 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
     """Print a page of the review queue."""
     ctx = Context(settings)
     entity = ctx.entity(args.entity)
-    total, items = _cache(settings).list_reviews(entity.name, offset=args.offset, limit=args.limit)
+    cache = _cache(settings)
+    total, items = cache.list_reviews(entity.name, offset=args.offset, limit=args.limit)
+    items = [where_now(cache, entity.name, item) for item in items]
     if args.json:
         page = {"entity": entity.name, "total": total, "offset": args.offset, "limit": args.limit}
         print(json.dumps({**page, "items": items}, ensure_ascii=False))
