@@ -96,9 +96,10 @@ def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[Topi
                     continue  # created meanwhile (or metadata was stale): checked for drift below
                 raise _unavailable(kafka, exc) from exc
     present = [s for s in specs if s.name not in reports]
-    # A topic created a moment ago may not be in the broker's metadata yet (KRaft propagates it).
+    # A topic created a moment ago may not be in the broker's metadata yet (KRaft propagates it):
+    # wait until every topic is, so a worker started next finds them all.
     deadline = time.monotonic() + kafka.request_timeout_s
-    while any(s.name not in existing for s in present) and time.monotonic() < deadline:
+    while any(s.name not in existing for s in specs) and time.monotonic() < deadline:
         time.sleep(0.2)
         existing = existing_topics(kafka)
     if present:
