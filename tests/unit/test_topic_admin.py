@@ -65,3 +65,16 @@ def test_created_topics_are_waited_for_until_the_metadata_lists_them(
     assert fake.created == ["t.a", "t.b"]
     assert [(r.name, r.action) for r in reports] == [("t.a", "created"), ("t.b", "created")]
     assert len(calls) == 4  # returned only once the metadata listed both
+
+
+def test_one_admin_client_per_configuration_is_kept_for_the_process() -> None:
+    conf = {
+        "bootstrap.servers": "127.0.0.1:1",
+        "socket.connection.setup.timeout.ms": 1000,
+        "log_level": 0,  # nothing listens there: no connection errors on stderr
+    }
+
+    first = admin.shared_admin(conf)
+
+    assert admin.shared_admin(dict(conf)) is first
+    assert admin.shared_admin({**conf, "socket.connection.setup.timeout.ms": 2000}) is not first

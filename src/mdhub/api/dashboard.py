@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any, Final, Protocol
+from typing import Annotated, Final, Protocol
 
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mdhub.errors import KafkaUnavailableError, MdhubError
 from mdhub.kafka.config import admin_config
+from mdhub.kafka.lag import log_offsets
 from mdhub.naming import Stage, topic_name
 from mdhub.ops.lag import GroupLag, LagReport, PartitionLag
 from mdhub.ops.metrics import SamplerHealth
@@ -141,8 +142,8 @@ class KafkaTopicOffsetReader:
                 if name in meta.topics and meta.topics[name].error is None
                 for partition in meta.topics[name].partitions
             ]
-            ends = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-            starts = self._offsets(parts, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+            ends = self._offsets(parts, latest=True)
+            starts = self._offsets(parts, latest=False)
         except KafkaException as exc:
             raise KafkaUnavailableError(
                 f"Kafka at {self._where}: cannot read topic offsets ({exc.args[0]})"
@@ -162,20 +163,16 @@ class KafkaTopicOffsetReader:
             topics={t: TopicOffsets(s, e) for t, (s, e) in sums.items() if t not in broken},
         )
 
-    def _offsets(self, parts: list[TopicPartition], spec: Any) -> dict[tuple[str, int], int]:
-        if not parts:
-            return {}
-        futures = self._admin.list_offsets(
-            {TopicPartition(tp.topic, tp.partition): spec for tp in parts},
-            request_timeout=self._timeout,
+    def _offsets(self, parts: list[TopicPartition], *, latest: bool) -> dict[tuple[str, int], int]:
+        result = log_offsets(
+            self._admin,
+            [(tp.topic, tp.partition) for tp in parts],
+            latest=latest,
+            timeout=self._timeout,
         )
-        found: dict[tuple[str, int], int] = {}
-        for tp, future in futures.items():
-            try:
-                found[(tp.topic, tp.partition)] = int(future.result().offset)
-            except KafkaException as exc:
-                _log.debug("offsets of %s[%d]: %s", tp.topic, tp.partition, exc)
-        return found
+        for failure in result.failures:
+            _log.debug("offsets of %s", failure)
+        return result.found
 
 
 # -- pure bookkeeping: rates and lag history -----------------------------------------------------

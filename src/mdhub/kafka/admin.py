@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
@@ -14,7 +16,7 @@ from mdhub.kafka.config import admin_config
 from mdhub.settings import KafkaSettings
 from mdhub.topology import TopicSpec
 
-__all__ = ["TopicReport", "ensure_topics", "existing_topics", "wait_for_kafka"]
+__all__ = ["TopicReport", "ensure_topics", "existing_topics", "shared_admin", "wait_for_kafka"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,30 @@ class TopicReport:
     drift: tuple[str, ...] = field(default_factory=tuple)
 
 
+_ADMINS: dict[tuple[tuple[str, str], ...], AdminClient] = {}
+_ADMINS_LOCK = threading.Lock()
+
+
+def shared_admin(conf: Mapping[str, Any]) -> AdminClient:
+    """The process's admin client for ``conf``, made on first use and kept.
+
+    Callers poll Kafka (lag, topics, readiness), often while it is busy or starting. A client
+    made and destroyed per call, right after a request timed out, crashes librdkafka 2.16 in its
+    own threads (an assertion in ``rd_kafka_enq_once_del_source_return``, or a segfault in
+    ``rdk:main``; reproduced with metadata and group-offset requests timing out). One long-lived
+    client per configuration avoids it, and keeps its connection between calls. librdkafka
+    clients are thread-safe.
+    """
+    key = tuple(sorted((str(k), repr(v)) for k, v in conf.items()))
+    with _ADMINS_LOCK:
+        admin = _ADMINS.get(key)
+        if admin is None:
+            admin = _ADMINS[key] = AdminClient(dict(conf))
+        return admin
+
+
 def _admin(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(admin_config(kafka))
+    return shared_admin(admin_config(kafka))
 
 
 def _unavailable(kafka: KafkaSettings, exc: BaseException) -> KafkaUnavailableError:

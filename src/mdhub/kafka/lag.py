@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from mdhub.errors import KafkaUnavailableError, MdhubError
-from mdhub.kafka.config import admin_config, consumer_config
+from mdhub.kafka.admin import shared_admin
+from mdhub.kafka.config import admin_config
 from mdhub.settings import KafkaSettings
 
-__all__ = ["group_lag"]
+__all__ = ["LogOffsets", "check_worker", "group_assignment", "group_lag", "log_offsets"]
 
 
 def group_lag(
@@ -20,41 +27,84 @@ def group_lag(
     """Return ``{(topic, partition): lag}`` of ``group`` on ``topics``.
 
     A partition the group never committed counts its whole log (from the low watermark) as lag.
+    Only the admin API is used, through the process's shared admin client (see
+    :func:`~mdhub.kafka.admin.shared_admin`): callers poll this.
 
     Raises:
         KafkaUnavailableError: Kafka cannot be reached.
     """
-    admin = AdminClient(admin_config(kafka))
-    probe = Consumer(consumer_config(kafka, group + "-lag-probe"))
+    admin = shared_admin(admin_config(kafka))
+    timeout = kafka.request_timeout_s
     try:
-        meta = probe.list_topics(timeout=kafka.request_timeout_s)
+        meta = admin.list_topics(timeout=timeout)
         partitions = [
             TopicPartition(topic, p)
             for topic in topics
             if topic in meta.topics
             for p in meta.topics[topic].partitions
         ]
+        if not partitions:
+            return {}
         futures = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, partitions)],
-            request_timeout=kafka.request_timeout_s,
+            [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=timeout
         )
         committed = {
             (tp.topic, tp.partition): tp.offset for tp in futures[group].result().topic_partitions
         }
-        lag: dict[tuple[str, int], int] = {}
-        for tp in partitions:
-            low, high = probe.get_watermark_offsets(
-                tp, timeout=kafka.request_timeout_s, cached=False
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        ends = log_offsets(admin, keys, latest=True, timeout=timeout)
+        fresh = [key for key in keys if committed.get(key, -1) < 0]
+        starts = log_offsets(admin, fresh, latest=False, timeout=timeout)
+        if ends.failures or starts.failures:
+            failures = ends.failures + starts.failures
+            raise KafkaUnavailableError(
+                f"Kafka at {kafka.bootstrap_servers}: cannot read the log offsets of group "
+                f"{group}: " + "; ".join(failures[:3])
             )
-            offset = committed.get((tp.topic, tp.partition), -1)
-            lag[(tp.topic, tp.partition)] = high - (offset if offset >= 0 else low)
+        lag: dict[tuple[str, int], int] = {}
+        for key in keys:
+            offset = committed.get(key, -1)
+            lag[key] = ends.found[key] - (offset if offset >= 0 else starts.found[key])
         return lag
     except KafkaException as exc:
         raise KafkaUnavailableError(
             f"Kafka at {kafka.bootstrap_servers}: cannot read group {group}: {exc}"
         ) from exc
-    finally:
-        probe.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LogOffsets:
+    """Offsets of partitions asked of the admin API, with the partitions it could not answer."""
+
+    found: dict[tuple[str, int], int]
+    failures: tuple[str, ...]  # "<topic>[<partition>]: <error>"
+
+
+def log_offsets(
+    admin: AdminClient, partitions: Iterable[tuple[str, int]], *, latest: bool, timeout: float
+) -> LogOffsets:
+    """The log-end (``latest``) or low-watermark offsets of ``partitions`` (read uncommitted).
+
+    Raises:
+        KafkaException: the request as a whole failed.
+    """
+    wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+    if not wanted:
+        return LogOffsets({}, ())
+    spec = OffsetSpec.latest() if latest else OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets(
+        {tp: spec for tp in wanted},
+        isolation_level=IsolationLevel.READ_UNCOMMITTED,
+        request_timeout=timeout,
+    )
+    found: dict[tuple[str, int], int] = {}
+    failures: list[str] = []
+    for tp, future in futures.items():
+        try:
+            found[(tp.topic, tp.partition)] = int(future.result().offset)
+        except KafkaException as exc:
+            failures.append(f"{tp.topic}[{tp.partition}]: {exc.args[0]}")
+    return LogOffsets(found, tuple(failures))
 
 
 def group_assignment(
@@ -65,7 +115,7 @@ def group_assignment(
     Raises:
         KafkaUnavailableError: Kafka cannot be reached.
     """
-    admin = AdminClient(admin_config(kafka))
+    admin = shared_admin(admin_config(kafka))
     try:
         futures = admin.describe_consumer_groups([group], request_timeout=kafka.request_timeout_s)
         description = futures[group].result()

@@ -30,15 +30,15 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     ConsumerGroupTopicPartitions,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from mdhub.errors import KafkaUnavailableError
 from mdhub.kafka.config import admin_config, consumer_config
+from mdhub.kafka.lag import log_offsets
 from mdhub.naming import Stage, group_name
 from mdhub.ops.lag import GroupInfo, LagSnapshot, OffsetSample, PartitionKey
 from mdhub.settings import KafkaSettings
@@ -204,8 +204,8 @@ class KafkaLagSource:
             for topic, partition in owners.get(g, set()):
                 keys.setdefault(PartitionKey(g, topic, partition), None)
         parts = sorted({(k.topic, k.partition) for k in keys})
-        starts = self._offsets(parts, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        ends = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        starts = self._offsets(parts, latest=False)
+        ends = self._offsets(parts, latest=True)
         at = self._clock()
         offsets: dict[PartitionKey, OffsetSample] = {}
         for key, position in sorted(keys.items()):
@@ -246,29 +246,16 @@ class KafkaLagSource:
         state = getattr(desc.state, "name", str(desc.state))
         return GroupInfo(state=state, members=len(desc.members or [])), owned
 
-    def _offsets(self, parts: list[_TopicPart], spec: Any) -> dict[_TopicPart, int]:
-        if not parts:
-            return {}
-        futures = self._admin.list_offsets(
-            {TopicPartition(t, p): spec for t, p in parts},
-            isolation_level=IsolationLevel.READ_UNCOMMITTED,
-            request_timeout=self._timeout,
-        )
-        found: dict[_TopicPart, int] = {}
-        failures: list[str] = []
-        for tp, future in futures.items():
-            try:
-                found[(tp.topic, tp.partition)] = int(future.result().offset)
-            except KafkaException as exc:
-                failures.append(f"{tp.topic}[{tp.partition}]: {exc.args[0]}")
-        if failures and not found:
+    def _offsets(self, parts: list[_TopicPart], *, latest: bool) -> dict[_TopicPart, int]:
+        result = log_offsets(self._admin, parts, latest=latest, timeout=self._timeout)
+        if result.failures and not result.found:
             raise KafkaUnavailableError(
                 f"Kafka at {self._kafka.bootstrap_servers}: cannot read log offsets: "
-                + "; ".join(failures[:3])
+                + "; ".join(result.failures[:3])
             )
-        for failure in failures:
+        for failure in result.failures:
             _log.debug("log offsets of %s", failure)
-        return found
+        return result.found
 
     # -- lag in seconds: the timestamp of the oldest unconsumed message -------------------------
 

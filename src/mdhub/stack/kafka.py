@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from mdhub.errors import StackError
+from mdhub.kafka.admin import shared_admin
 from mdhub.settings import StackSettings
 from mdhub.stack.classpath import find_java
 from mdhub.stack.process import (
@@ -251,13 +251,13 @@ def _probe(settings: StackSettings, timeout: float) -> str | None:
     """Ask the broker for metadata; ``None`` when it answered, else why not."""
     if not port_open(settings.kafka_port, timeout=min(timeout, 0.5)):
         return f"nothing listens on {_address(settings)}"
-    admin = AdminClient(
+    admin = shared_admin(  # one per address: probes time out while the broker starts
         {
             "bootstrap.servers": _address(settings),
             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
-        },
-        # Route librdkafka's own log lines (connection refused...) away from stderr.
-        logger=_LOG,
+            # Route librdkafka's own log lines (connection refused...) away from stderr.
+            "logger": _LOG,
+        }
     )
     try:
         metadata = admin.list_topics(timeout=timeout)
