@@ -400,6 +400,46 @@ def test_link_forces_two_records_together_and_undo_not_match_allows_matching(
     assert rejected.reasons[0].code == "UNKNOWN_SOURCE_RECORD"
 
 
+def test_taking_back_a_not_a_match_joins_records_that_match_again(feed: Feed) -> None:
+    feed.change("crm:C1", **ROBERT)
+    feed.change("erp:E1", **ROBERT)
+    golden_id = feed.golden_of("crm:C1").golden_id
+    feed.command(Action.NOT_MATCH, source_ref="crm:C1", other_ref="erp:E1")
+    apart = feed.golden_of("erp:E1").golden_id
+    assert apart != golden_id
+
+    result = feed.command(Action.UNDO_NOT_MATCH, source_ref="crm:C1", other_ref="erp:E1")
+
+    assert result.outcome is Outcome.ACCEPTED
+    assert feed.golden_of("erp:E1").golden_id == feed.golden_of("crm:C1").golden_id == golden_id
+    loser = feed.stage.goldens()[apart]
+    assert (loser.status, loser.merged_into) == (GoldenStatus.MERGED, golden_id)
+
+
+def test_taking_back_a_not_a_match_proposes_a_review_band_pair_again(feed: Feed) -> None:
+    feed.change("crm:C1", **ROBERT)
+    feed.change("webshop:W5", first_name="Robert", last_name="Smith")  # names only: a review
+    feed.command(Action.NOT_MATCH, source_ref="webshop:W5", other_ref="crm:C1")
+
+    result = feed.command(Action.UNDO_NOT_MATCH, source_ref="webshop:W5", other_ref="crm:C1")
+
+    (review,) = reviews_of(feed, result)
+    assert (review.status, review.ref, review.candidate_ref) == ("open", "webshop:W5", "crm:C1")
+    assert 6 <= review.score < 12
+    assert feed.golden_of("webshop:W5").golden_id != feed.golden_of("crm:C1").golden_id
+
+
+def test_taking_back_a_not_a_match_leaves_apart_what_a_rule_separates(feed: Feed) -> None:
+    feed.change("crm:C1", **ROBERT)
+    feed.change("erp:E9", **{**ROBERT, "birth_date": dt.date(1955, 2, 3)})
+    feed.command(Action.NOT_MATCH, source_ref="crm:C1", other_ref="erp:E9")
+
+    result = feed.command(Action.UNDO_NOT_MATCH, source_ref="crm:C1", other_ref="erp:E9")
+
+    assert reviews_of(feed, result) == []
+    assert feed.golden_of("crm:C1").golden_id != feed.golden_of("erp:E9").golden_id
+
+
 def test_merge_command_merges_two_golden_records(feed: Feed) -> None:
     feed.change("crm:C1", first_name="Li", last_name="Wu", email="li@x.example")
     feed.change("erp:E1", first_name="Lee", last_name="Woo", street="9 Oak Ave")

@@ -826,8 +826,11 @@ class Resolver:
             return out
         assert a is not None and b is not None
         if undo:
-            view.put_summary(replace(a, not_match=_drop(a.not_match, ref_b)))
-            view.put_summary(replace(b, not_match=_drop(b.not_match, ref_a)))
+            a = replace(a, not_match=_drop(a.not_match, ref_b))
+            b = replace(b, not_match=_drop(b.not_match, ref_a))
+            view.put_summary(a)
+            view.put_summary(b)
+            self._reconsider(view, a, b, cause, at)
             return out
         view.put_summary(
             replace(a, not_match=_add(a.not_match, ref_b), linked=_drop(a.linked, ref_b))
@@ -845,6 +848,62 @@ class Resolver:
         link = self._link_for(leaving, LinkMethod.SPLIT, at, command_id=command_id)
         self._split(view, a.golden_id, leaving, cause, at, link)
         return out
+
+    def _reconsider(
+        self, view: _View, mine: Summary, other: Summary, cause: Cause, at: dt.datetime
+    ) -> None:
+        """After a "not a match" is taken back: decide the pair again, as if ``mine`` had just
+        been resolved against ``other``'s golden record (scored as a whole). A match merges the
+        two golden records (unless a ``no_match`` rule separates them); a review proposes the
+        pair to a steward; anything else leaves them apart."""
+        spec = self.spec
+        if spec is None or mine.golden_id == other.golden_id:
+            return
+        if not (mine.indexed and other.indexed) or mine.alone or other.alone:
+            return
+        if self._golden_forbidden(view, mine, other.golden_id):
+            return
+        state = view.golden(other.golden_id)
+        if state is None:
+            return
+        scores: list[tuple[str, MatchScore]] = []
+        for record in state.active_sources:
+            member = view.summary(record.source_ref)
+            if (
+                member is None
+                or not member.features
+                or self._blocked_by_steward(view, mine, member)
+            ):
+                continue
+            score = compare(spec, mine.features, member.features, early_exit=True)
+            view.out.comparisons += 1
+            if score.verdict is Verdict.NO_MATCH and score.rule is not None:
+                return  # provably another entity than one of its records
+            scores.append((member.ref, score))
+        if not scores:
+            return
+        total = combine(spec, [score for _, score in scores])
+        if total.verdict is Verdict.MATCH and self._compatible(
+            view, mine.golden_id, other.golden_id
+        ):
+            survivor = self._survivor(view, [mine.golden_id, other.golden_id])
+            loser = other.golden_id if survivor == mine.golden_id else mine.golden_id
+            self._merge(view, survivor, loser, cause, at)
+        elif total.verdict is not Verdict.NO_MATCH:
+            view.out.reviews.append(
+                PotentialMatch(
+                    pair_id=pair_id(self.entity.name, mine.ref, other.ref),
+                    status=ReviewStatus.OPEN,
+                    ref=mine.ref,
+                    golden_id=mine.golden_id,
+                    candidate_ref=other.ref,
+                    candidate_golden_id=other.golden_id,
+                    score=round(total.score, 4),
+                    blocking_key=None,
+                    contributions=_contributions(total),
+                    detected_at=at,
+                )
+            )
 
     def erase_summaries(self, ws: Workspace, state: GoldenRecord) -> dict[str, Summary]:
         """After an erasure: forget the match features of the golden record's source records."""
