@@ -127,6 +127,10 @@ class InMemoryGoldenCache:
                 return None
             return max(claimants.items(), key=lambda item: item[1])[0]
 
+    def get_xrefs(self, entity: str, records: Sequence[tuple[str, str]]) -> list[str | None]:
+        """:meth:`get_xref` of each ``(source, source_key)``."""
+        return [self.get_xref(entity, source, key) for source, key in records]
+
     def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
         """Add the entries whose version is not in the record's history yet; return how many were."""
         self._check()

@@ -103,6 +103,14 @@ def test_newer_version_wins(cache: RedisGoldenCache) -> None:
     assert cache.get_xref(E, "crm", "1") == "g1"
 
 
+def test_xrefs_of_several_records_are_read_together(cache: RedisGoldenCache) -> None:
+    cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1")), view("g2", 1, "Bo", ("web", "2"))])
+    # a source name never holds ":" (GoldenView refuses it): no view to find
+    asked = [("web", "2"), ("crm", "9"), ("crm", "1"), ("crm:1", "x")]
+    assert cache.get_xrefs(E, asked) == ["g2", None, "g1", None]
+    assert cache.get_xrefs(E, []) == []
+
+
 @pytest.mark.parametrize("replayed", [1, 2])
 def test_same_or_older_version_changes_nothing(cache: RedisGoldenCache, replayed: int) -> None:
     cache.apply_golden(E, [view("g1", 1, "Ann", ("crm", "1")), view("g1", 2, "Anna", ("crm", "1"))])

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdhub.serde.catalog import SchemaCatalog
+from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.serde.compiled import Unsupported, _Fallback, compile_reader, compile_writer
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -77,6 +77,15 @@ def fastavro_read(schema: Any, data: bytes) -> Any:
     return fastavro.schemaless_reader(io.BytesIO(data), schema, None)
 
 
+# drawing whole golden records is slow for hypothesis' health check; no deadline either
+SLOW_DRAWS: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+
+def draw_record(codec: AvroCodec, data: st.DataObject) -> Any:
+    """A value of the codec's schema (named types resolved)."""
+    return data.draw(values_of(codec.schema, codec.schema.get("__named_schemas", {})))
+
+
 @pytest.mark.parametrize("fullname", NAMES)
 def test_every_schema_of_the_hub_compiles(fullname: str) -> None:
     codec = CATALOG.codec(fullname)
@@ -85,12 +94,11 @@ def test_every_schema_of_the_hub_compiles(fullname: str) -> None:
 
 
 @pytest.mark.parametrize("fullname", NAMES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, **SLOW_DRAWS)
 @given(data=st.data())
 def test_compiled_bytes_equal_fastavro_bytes(fullname: str, data: st.DataObject) -> None:
     codec = CATALOG.codec(fullname)
-    named = codec.schema.get("__named_schemas", {})
-    record = data.draw(values_of(codec.schema, named))
+    record = draw_record(codec, data)
     expected = fastavro_bytes(codec.schema, record, codec.header)
     assert codec._compiled is not None
     assert codec._compiled(record) == expected  # the compiled path itself, no fallback
@@ -98,12 +106,11 @@ def test_compiled_bytes_equal_fastavro_bytes(fullname: str, data: st.DataObject)
 
 
 @pytest.mark.parametrize("fullname", NAMES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, **SLOW_DRAWS)
 @given(data=st.data())
 def test_compiled_reads_equal_fastavro_reads(fullname: str, data: st.DataObject) -> None:
     codec = CATALOG.codec(fullname)
-    named = codec.schema.get("__named_schemas", {})
-    record = data.draw(values_of(codec.schema, named))
+    record = draw_record(codec, data)
     body = fastavro_bytes(codec.schema, record)
     reader = compile_reader(codec.schema)
     try:
@@ -121,14 +128,13 @@ def test_compiled_reads_equal_fastavro_reads(fullname: str, data: st.DataObject)
     "fullname",
     ["mdhub.customer.GoldenRecord", "mdhub.customer.CandidateChange", "mdhub.common.Link"],
 )
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, **SLOW_DRAWS)
 @given(data=st.data())
 def test_corrupt_bytes_are_read_as_fastavro_reads_them_or_refused(
     fullname: str, data: st.DataObject
 ) -> None:
     codec = CATALOG.codec(fullname)
-    named = codec.schema.get("__named_schemas", {})
-    body = bytearray(fastavro_bytes(codec.schema, data.draw(values_of(codec.schema, named))))
+    body = bytearray(fastavro_bytes(codec.schema, draw_record(codec, data)))
     cut = data.draw(st.integers(0, len(body)))
     for _ in range(data.draw(st.integers(0, 3))):  # flip a few bytes, then maybe cut the tail
         if body:

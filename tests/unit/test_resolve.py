@@ -146,6 +146,17 @@ def reviews_of(feed: Feed, result: Any) -> list[Any]:
 
 # names in one country score 11.8 + 1.0: a match, but less than ambiguity_margin (2) above it
 US_ROBERT = {**ROBERT, "country": "US"}
+NAMES = {"first_name": "Robert", "last_name": "Smith"}
+
+
+def golden_of_crm_and_erp(feed: Feed, **erp: Any) -> str:
+    """crm:C1 (US_ROBERT) and erp:E1 (names, a street, the country and ``erp``), linked by
+    ``erp``; return their golden id."""
+    feed.change("crm:C1", **US_ROBERT)
+    feed.change("erp:E1", **NAMES, street="1 Main St", country="US", **erp)
+    golden_id = feed.golden_of("crm:C1").golden_id
+    assert feed.golden_of("erp:E1").golden_id == golden_id
+    return golden_id
 
 
 def test_names_in_the_same_country_link_when_no_other_golden_record_is_close(feed: Feed) -> None:
@@ -178,24 +189,12 @@ def test_names_matching_two_golden_records_equally_go_to_a_steward(feed: Feed) -
 
 
 def test_a_golden_record_is_scored_as_a_whole_not_by_its_closest_source(feed: Feed) -> None:
-    feed.change("crm:C1", **US_ROBERT)
-    # linked by the birth date; holds no e-mail
-    feed.change(
-        "erp:E1",
-        first_name="Robert",
-        last_name="Smith",
-        birth_date=ROBERT["birth_date"],
-        street="1 Main St",
-        country="US",
-    )
-    golden_id = feed.golden_of("crm:C1").golden_id
-    assert feed.golden_of("erp:E1").golden_id == golden_id
+    # the ERP record is linked by the birth date and holds no e-mail
+    golden_id = golden_of_crm_and_erp(feed, birth_date=ROBERT["birth_date"])
 
     # names and country agree with the ERP record (a match on its own), but the e-mail
     # differs from the CRM record's: the golden record as a whole is a review
-    result = feed.change(
-        "webshop:W1", first_name="Robert", last_name="Smith", email="rob@other.org", country="US"
-    )
+    result = feed.change("webshop:W1", **NAMES, email="rob@other.org", country="US")
 
     assert result.outcome is Outcome.PENDING_REVIEW
     assert feed.golden_of("webshop:W1").golden_id != golden_id
@@ -205,26 +204,11 @@ def test_a_golden_record_is_scored_as_a_whole_not_by_its_closest_source(feed: Fe
 
 
 def test_a_no_match_rule_with_one_source_rules_the_golden_record_out(feed: Feed) -> None:
-    feed.change("crm:C1", **US_ROBERT)
-    feed.change(
-        "erp:E1",
-        first_name="Robert",
-        last_name="Smith",
-        email=ROBERT["email"],
-        street="1 Main St",
-        country="US",
-    )
-    golden_id = feed.golden_of("crm:C1").golden_id
-    assert feed.golden_of("erp:E1").golden_id == golden_id
+    # the ERP record is linked by the e-mail and holds no birth date
+    golden_id = golden_of_crm_and_erp(feed, email=ROBERT["email"])
 
     # names and country agree with the ERP record, the birth date differs from the CRM one
-    result = feed.change(
-        "webshop:W1",
-        first_name="Robert",
-        last_name="Smith",
-        birth_date=dt.date(1955, 2, 3),
-        country="US",
-    )
+    result = feed.change("webshop:W1", **NAMES, birth_date=dt.date(1955, 2, 3), country="US")
 
     assert result.outcome is Outcome.ACCEPTED  # another person: no review either
     assert reviews_of(feed, result) == []

@@ -675,7 +675,7 @@ def create_app(
             total=total,
             offset=offset,
             limit=limit,
-            items=[PotentialMatchOut.model_validate(where_now(cache, entity, doc)) for doc in docs],
+            items=[PotentialMatchOut.model_validate(d) for d in where_now(cache, entity, docs)],
         )
 
     def open_pair(entity: str, pair_id: str) -> dict[str, Any]:
@@ -698,9 +698,8 @@ def create_app(
         pair_id: Annotated[str, Path(description="the pair's id")],
     ) -> PotentialMatchOut:
         check_entity(entity)
-        return PotentialMatchOut.model_validate(
-            where_now(cache, entity, open_pair(entity, pair_id))
-        )
+        (pair,) = where_now(cache, entity, [open_pair(entity, pair_id)])
+        return PotentialMatchOut.model_validate(pair)
 
     def decide(entity: str, pair_id: str, body: DecisionIn | None, accept: bool) -> CommandSentOut:
         check_entity(entity)

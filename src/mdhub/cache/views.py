@@ -209,6 +209,10 @@ class GoldenCache(Protocol):
         """Return the golden id the source record contributes to, or ``None``."""
         ...
 
+    def get_xrefs(self, entity: str, records: Sequence[tuple[str, str]]) -> list[str | None]:
+        """:meth:`get_xref` of each ``(source, source_key)``, in one round trip."""
+        ...
+
     def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
         """Add the entries whose version is not in the record's history yet; return how many were."""
         ...
@@ -512,14 +516,22 @@ class RedisGoldenCache:
 
     def get_xref(self, entity: str, source: str, source_key: str) -> str | None:
         """Return the golden id the source record contributes to, or ``None``."""
-        if ":" in source:
-            return None  # no view can be stored under such a name (GoldenView refuses it)
-        with self._translated("reading an xref"):
-            found = cast(
-                list[bytes | str],
-                self._client.zrange(self._key(entity, _XREF, source, source_key), 0, 0, desc=True),
-            )
-        return _text(found[0]) if found else None
+        return self.get_xrefs(entity, [(source, source_key)])[0]
+
+    def get_xrefs(self, entity: str, records: Sequence[tuple[str, str]]) -> list[str | None]:
+        """:meth:`get_xref` of each ``(source, source_key)``, in one pipeline."""
+        if not records:
+            return []
+        # no view is stored under a source name with ":" (GoldenView refuses it): None
+        with self._translated("reading xrefs"):
+            pipe = self._client.pipeline(transaction=False)
+            for source, source_key in records:
+                pipe.zrange(self._key(entity, _XREF, source, source_key), 0, 0, desc=True)
+            found = pipe.execute()
+        return [
+            _text(hit[0]) if hit and ":" not in source else None
+            for (source, _), hit in zip(records, found, strict=True)
+        ]
 
     def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
         """Add the entries whose version is not in the record's history yet; return how many were.

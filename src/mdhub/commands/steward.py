@@ -300,7 +300,7 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
     entity = ctx.entity(args.entity)
     cache = _cache(settings)
     total, items = cache.list_reviews(entity.name, offset=args.offset, limit=args.limit)
-    items = [where_now(cache, entity.name, item) for item in items]
+    items = where_now(cache, entity.name, items)
     if args.json:
         page = {"entity": entity.name, "total": total, "offset": args.offset, "limit": args.limit}
         print(json.dumps({**page, "items": items}, ensure_ascii=False))

@@ -205,7 +205,22 @@ class _Candidate:
     ref: str
     golden_id: str
     score: MatchScore
-    key: str
+    key: str | None  # the blocking key that found it (None: not found through the blocks)
+
+    def proposed(self, entity: str, ref: str, golden_id: str, at: dt.datetime) -> PotentialMatch:
+        """The open potential match of ``ref`` (in ``golden_id``) with this candidate."""
+        return PotentialMatch(
+            pair_id=pair_id(entity, ref, self.ref),
+            status=ReviewStatus.OPEN,
+            ref=ref,
+            golden_id=golden_id,
+            candidate_ref=self.ref,
+            candidate_golden_id=self.golden_id,
+            score=round(self.score.score, 4),
+            blocking_key=self.key,
+            contributions=_contributions(self.score),
+            detected_at=at,
+        )
 
 
 class _View:
@@ -286,22 +301,15 @@ class Resolver:
         return False
 
     def _candidates(self, view: _View, mine: Summary, exclude: set[str]) -> dict[str, _Candidate]:
-        """The golden records the blocks of ``mine`` lead to, each scored as a whole.
-
-        A golden record is one entity: ``mine`` is scored against each of its records that share
-        a blocking key, and :func:`combine` makes one score of them. When a ``no_match`` rule fires
-        for any of them (another birth date, another first name), ``mine`` is provably another
-        entity and the golden record is no candidate at all.
-        """
+        """The golden records the blocks of ``mine`` lead to, each scored as a whole (over its
+        records that share a blocking key, see :meth:`_score_against`)."""
         if self.spec is None or mine.alone:
             return {}
         cap = self.spec.max_block_size
-        spec = self.spec
         out = view.out
         seen: set[str] = {mine.ref}
-        # per golden id: the key that found it first, and its records' full scores
-        found: dict[str, tuple[str, list[tuple[str, MatchScore]]]] = {}
-        vetoed: set[str] = set()
+        # per golden id: the key that found it first, and its records in the blocks' order
+        found: dict[str, tuple[str, list[Summary]]] = {}
         for key in mine.keys:
             refs = view.ws.block(key)
             if len(refs) > cap:
@@ -312,31 +320,42 @@ class Resolver:
                     continue
                 seen.add(ref)
                 other = view.summary(ref)
-                if other is None or not other.indexed:
+                if other is None or not other.indexed or other.golden_id in exclude:
                     continue
-                golden_id = other.golden_id
-                if golden_id in exclude or golden_id in vetoed:
-                    continue
-                if self._blocked_by_steward(view, mine, other):
-                    continue
-                score = compare(spec, mine.features, other.features, early_exit=True)
-                out.comparisons += 1
-                if score.verdict is Verdict.NO_MATCH and score.rule is not None:
-                    vetoed.add(golden_id)
-                    found.pop(golden_id, None)
-                    continue
-                entry = found.get(golden_id)
+                entry = found.get(other.golden_id)
                 if entry is None:
-                    found[golden_id] = (key, [(ref, score)])
+                    found[other.golden_id] = (key, [other])
                 else:
-                    entry[1].append((ref, score))
+                    entry[1].append(other)
         best: dict[str, _Candidate] = {}
-        for golden_id, (key, scored) in found.items():
-            # explanations name the record whose own score is highest (ties: the smaller ref)
-            ref = min(scored, key=lambda item: (-item[1].score, item[0]))[0]
-            total = combine(spec, [score for _, score in scored])
-            best[golden_id] = _Candidate(ref, golden_id, total, key)
+        for golden_id, (key, members) in found.items():
+            scored = self._score_against(view, mine, members)
+            if scored is not None:
+                best[golden_id] = _Candidate(scored[0], golden_id, scored[1], key)
         return best
+
+    def _score_against(
+        self, view: _View, mine: Summary, members: Sequence[Summary]
+    ) -> tuple[str, MatchScore] | None:
+        """``mine`` scored against one golden record as a whole, from ``members`` (some or all of
+        its source records): :func:`combine` of the pairs' scores, with the member whose own
+        score is highest (ties: the smaller ref), which explanations name. None when a
+        ``no_match`` rule fires with any member (``mine`` is provably another entity, so the
+        golden record is no candidate at all) or a steward decision keeps every member apart."""
+        assert self.spec is not None
+        scored: list[tuple[str, MatchScore]] = []
+        for other in members:
+            if self._blocked_by_steward(view, mine, other):
+                continue
+            score = compare(self.spec, mine.features, other.features, early_exit=True)
+            view.out.comparisons += 1
+            if score.ruled_out:
+                return None
+            scored.append((other.ref, score))
+        if not scored:
+            return None
+        ref = min(scored, key=lambda item: (-item[1].score, item[0]))[0]
+        return ref, combine(self.spec, [score for _, score in scored])
 
     def _matches(self, view: _View, mine: Summary, ordered: list[_Candidate]) -> list[_Candidate]:
         """The candidates (best first) ``mine`` is linked to, and so merged with each other.
@@ -385,9 +404,8 @@ class Resolver:
         theirs = self._features_of(view, b)
         for fa in mine:
             for fb in theirs:
-                score = compare(self.spec, fa, fb, early_exit=True)
                 view.out.comparisons += 1
-                if score.rule is not None and score.verdict is Verdict.NO_MATCH:
+                if compare(self.spec, fa, fb, early_exit=True).ruled_out:
                     return False
         return True
 
@@ -579,7 +597,7 @@ class Resolver:
             view.out.comparisons += 1
             if score.verdict is Verdict.MATCH:
                 return True
-            if score.rule is None:
+            if not score.ruled_out:
                 scores.append(score)
         return len(scores) > 1 and combine(self.spec, scores).verdict is Verdict.MATCH
 
@@ -657,20 +675,7 @@ class Resolver:
         for candidate in reviews:
             if self._golden_forbidden(view, mine, candidate.golden_id):
                 continue
-            view.out.reviews.append(
-                PotentialMatch(
-                    pair_id=pair_id(self.entity.name, ref, candidate.ref),
-                    status=ReviewStatus.OPEN,
-                    ref=ref,
-                    golden_id=new_id,
-                    candidate_ref=candidate.ref,
-                    candidate_golden_id=candidate.golden_id,
-                    score=round(candidate.score.score, 4),
-                    blocking_key=candidate.key,
-                    contributions=_contributions(candidate.score),
-                    detected_at=at,
-                )
-            )
+            view.out.reviews.append(candidate.proposed(self.entity.name, ref, new_id, at))
 
     def _move(
         self,
@@ -856,8 +861,7 @@ class Resolver:
         been resolved against ``other``'s golden record (scored as a whole). A match merges the
         two golden records (unless a ``no_match`` rule separates them); a review proposes the
         pair to a steward; anything else leaves them apart."""
-        spec = self.spec
-        if spec is None or mine.golden_id == other.golden_id:
+        if self.spec is None or mine.golden_id == other.golden_id:
             return
         if not (mine.indexed and other.indexed) or mine.alone or other.alone:
             return
@@ -866,23 +870,15 @@ class Resolver:
         state = view.golden(other.golden_id)
         if state is None:
             return
-        scores: list[tuple[str, MatchScore]] = []
-        for record in state.active_sources:
-            member = view.summary(record.source_ref)
-            if (
-                member is None
-                or not member.features
-                or self._blocked_by_steward(view, mine, member)
-            ):
-                continue
-            score = compare(spec, mine.features, member.features, early_exit=True)
-            view.out.comparisons += 1
-            if score.verdict is Verdict.NO_MATCH and score.rule is not None:
-                return  # provably another entity than one of its records
-            scores.append((member.ref, score))
-        if not scores:
+        members = [
+            member
+            for record in state.active_sources
+            if (member := view.summary(record.source_ref)) is not None and member.features
+        ]
+        scored = self._score_against(view, mine, members)
+        if scored is None:
             return
-        total = combine(spec, [score for _, score in scores])
+        total = scored[1]
         if total.verdict is Verdict.MATCH and self._compatible(
             view, mine.golden_id, other.golden_id
         ):
@@ -890,19 +886,9 @@ class Resolver:
             loser = other.golden_id if survivor == mine.golden_id else mine.golden_id
             self._merge(view, survivor, loser, cause, at)
         elif total.verdict is not Verdict.NO_MATCH:
+            candidate = _Candidate(other.ref, other.golden_id, total, None)
             view.out.reviews.append(
-                PotentialMatch(
-                    pair_id=pair_id(self.entity.name, mine.ref, other.ref),
-                    status=ReviewStatus.OPEN,
-                    ref=mine.ref,
-                    golden_id=mine.golden_id,
-                    candidate_ref=other.ref,
-                    candidate_golden_id=other.golden_id,
-                    score=round(total.score, 4),
-                    blocking_key=None,
-                    contributions=_contributions(total),
-                    detected_at=at,
-                )
+                candidate.proposed(self.entity.name, mine.ref, mine.golden_id, at)
             )
 
     def erase_summaries(self, ws: Workspace, state: GoldenRecord) -> dict[str, Summary]:

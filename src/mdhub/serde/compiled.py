@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAYS_SHIFT = dt.date(1970, 1, 1).toordinal()
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_COMPLEX = frozenset({"record", "enum", "array", "map", "fixed"})  # the hooks' names
 _NO_DEFAULT = object()
 
 
@@ -112,8 +114,11 @@ def _not_sequence(value: Any) -> None:
     raise _Fallback(f"not an array: {type(value).__name__}")
 
 
-class _Compiler:
-    """Generates the source of one writer function."""
+class _Compiler(ABC):
+    """Generates the source of one function: :meth:`visit` walks the schema once and calls, per
+    type, the hook the writer or the reader implements (``union``, ``logical``, ``record``,
+    ``enum``, ``array``, ``map``, ``fixed``, ``primitive``), each taking the schema, the Python
+    expression (the value written, or the target read into) and the indent."""
 
     def __init__(self, named: Mapping[str, Any]) -> None:
         self.named = dict(named)
@@ -172,37 +177,47 @@ class _Compiler:
         null_index = kinds.index("null")
         return null_index, branches[1 - null_index]
 
-    def write(self, schema: Any, value: str, indent: int) -> None:
-        """Emit statements appending the encoding of expression ``value`` of ``schema``."""
-        if self.expand_named(schema, self.write, value, indent):
+    def visit(self, schema: Any, expr: str, indent: int) -> None:
+        """Emit the code for a value of ``schema`` (named types expanded where used)."""
+        if self.expand_named(schema, self.visit, expr, indent):
             return
         if isinstance(schema, list):
-            self.union(schema, value, indent)
+            self.union(schema, expr, indent)
             return
-        if isinstance(schema, dict):
-            kind = schema["type"]
-            logical = schema.get("logicalType")
-            if logical is not None:
-                self.logical(schema, logical, value, indent)
-                return
-            if kind == "record":
-                self.record(schema, value, indent)
-            elif kind == "enum":
-                index = {symbol: i for i, symbol in enumerate(schema["symbols"])}
-                self.emit(indent, f"out += Z({self.const(index)}[{value}])")
-            elif kind == "array":
-                self.array(schema, value, indent)
-            elif kind == "map":
-                self.map(schema, value, indent)
-            elif kind == "fixed":
-                self.emit(indent, f"if len({value}) != {int(schema['size'])}: raise F('size')")
-                self.emit(indent, f"out += {value}")
-            elif isinstance(kind, str | list | dict):
-                self.write(kind, value, indent)
-            else:  # pragma: no cover - fastavro's parser refuses these first
-                raise Unsupported(f"type {kind!r}")
+        if not isinstance(schema, dict):
+            self.primitive(schema, expr, indent)
             return
-        self.primitive(schema, value, indent)
+        kind = schema["type"]
+        logical = schema.get("logicalType")
+        if logical is not None:
+            self.logical(schema, logical, expr, indent)
+        elif isinstance(kind, str) and kind in _COMPLEX:
+            getattr(self, kind)(schema, expr, indent)
+        elif isinstance(kind, str | list | dict):
+            self.visit(kind, expr, indent)
+        else:  # pragma: no cover - fastavro's parser refuses these first
+            raise Unsupported(f"type {kind!r}")
+
+    @abstractmethod
+    def union(self, branches: list[Any], expr: str, indent: int) -> None: ...
+
+    @abstractmethod
+    def logical(self, schema: dict[str, Any], logical: str, expr: str, indent: int) -> None: ...
+
+    @abstractmethod
+    def primitive(self, kind: str, expr: str, indent: int) -> None: ...
+
+
+class _WriterCompiler(_Compiler):
+    """Generates the source of one writer function (``out += ...`` for each value)."""
+
+    def enum(self, schema: dict[str, Any], value: str, indent: int) -> None:
+        index = {symbol: i for i, symbol in enumerate(schema["symbols"])}
+        self.emit(indent, f"out += Z({self.const(index)}[{value}])")
+
+    def fixed(self, schema: dict[str, Any], value: str, indent: int) -> None:
+        self.emit(indent, f"if len({value}) != {int(schema['size'])}: raise F('size')")
+        self.emit(indent, f"out += {value}")
 
     def primitive(self, kind: str, value: str, indent: int) -> None:
         if kind == "null":
@@ -255,7 +270,7 @@ class _Compiler:
             # scalar's writer refuses a tuple anyway)
             self.emit(indent + 1, f"if isinstance({value}, tuple): raise F('tuple in union')")
         self.emit(indent + 1, f"out += {bytes([2 * (1 - null_index)])!r}")
-        self.write(other, value, indent + 1)
+        self.visit(other, value, indent + 1)
 
     def record(self, schema: dict[str, Any], value: str, indent: int) -> None:
         get = self.var()
@@ -272,7 +287,7 @@ class _Compiler:
                 self.emit(indent, f"{v} = {get}({name})")
             else:
                 self.emit(indent, f"{v} = {value}[{name}]")
-            self.write(field_type, v, indent)
+            self.visit(field_type, v, indent)
 
     def array(self, schema: dict[str, Any], value: str, indent: int) -> None:
         item = self.var()
@@ -280,7 +295,7 @@ class _Compiler:
         self.emit(indent, f"if {value}:")
         self.emit(indent + 1, f"out += Z(len({value}))")
         self.emit(indent + 1, f"for {item} in {value}:")
-        self.write(schema["items"], item, indent + 2)
+        self.visit(schema["items"], item, indent + 2)
         self.emit(indent, "out += b'\\x00'")
 
     def map(self, schema: dict[str, Any], value: str, indent: int) -> None:
@@ -291,7 +306,7 @@ class _Compiler:
         self.emit(indent + 2, f"{data} = {key}.encode()")
         self.emit(indent + 2, f"out += Z(len({data}))")
         self.emit(indent + 2, f"out += {data}")
-        self.write(schema["values"], item, indent + 2)
+        self.visit(schema["values"], item, indent + 2)
         self.emit(indent, "out += b'\\x00'")
 
 
@@ -315,10 +330,10 @@ def compile_writer(
             null and one type, logical types other than ``timestamp-millis`` and ``date``,
             recursive types).
     """
-    compiler = _Compiler(_named_of(schema, named))
+    compiler = _WriterCompiler(_named_of(schema, named))
     compiler.emit(0, "def write(d):")
     compiler.emit(1, "out = bytearray(PREFIX)")
-    compiler.write(schema, "d", 1)
+    compiler.visit(schema, "d", 1)
     compiler.emit(1, "return bytes(out)")
     namespace: dict[str, Any] = {
         "PREFIX": prefix,
@@ -395,56 +410,45 @@ def _timestamp_from_millis(millis: int) -> dt.datetime:
 class _ReaderCompiler(_Compiler):
     """Generates the source of one reader function (same-schema reads, no resolution)."""
 
-    def read(self, schema: Any, target: str, indent: int) -> None:
-        """Emit statements decoding a value of ``schema`` at ``data[p]`` into ``target``."""
-        if self.expand_named(schema, self.read, target, indent):
-            return
-        if isinstance(schema, list):
-            self.read_union(schema, target, indent)
-            return
-        if isinstance(schema, dict):
-            kind = schema["type"]
-            logical = schema.get("logicalType")
-            if logical is not None:
-                if logical == "timestamp-millis" and kind == "long":
-                    self.emit(indent, f"{target}, p = RL(data, p)")
-                    self.emit(indent, f"{target} = TSR({target})")
-                elif logical == "date" and kind == "int":
-                    self.emit(indent, f"{target}, p = RL(data, p)")
-                    self.emit(indent, f"{target} = DATEFROM({target} + DAYS)")
-                else:
-                    raise Unsupported(f"logical type {logical!r} on {kind!r}")
-                return
-            if kind == "record":
-                fields = []
-                for field in schema["fields"]:
-                    v = self.var()
-                    self.read(field["type"], v, indent)
-                    fields.append(f"{field['name']!r}: {v}")
-                self.emit(indent, f"{target} = {{{', '.join(fields)}}}")
-            elif kind == "enum":
-                symbols = self.const(tuple(schema["symbols"]))
-                index = self.var()
-                self.emit(indent, f"{index}, p = RL(data, p)")
-                self.emit(
-                    indent, f"if not 0 <= {index} < {len(schema['symbols'])}: raise F('enum')"
-                )
-                self.emit(indent, f"{target} = {symbols}[{index}]")
-            elif kind in ("array", "map"):
-                self.read_blocks(schema, target, indent)
-            elif kind == "fixed":
-                size = int(schema["size"])
-                self.emit(indent, f"if p + {size} > end: raise F('eof')")
-                self.emit(indent, f"{target} = data[p:p + {size}]")
-                self.emit(indent, f"p += {size}")
-            elif isinstance(kind, str | list | dict):
-                self.read(kind, target, indent)
-            else:  # pragma: no cover - fastavro's parser refuses these first
-                raise Unsupported(f"type {kind!r}")
-            return
-        self.read_primitive(schema, target, indent)
+    def logical(self, schema: dict[str, Any], logical: str, target: str, indent: int) -> None:
+        kind = schema["type"]
+        if logical == "timestamp-millis" and kind == "long":
+            self.emit(indent, f"{target}, p = RL(data, p)")
+            self.emit(indent, f"{target} = TSR({target})")
+        elif logical == "date" and kind == "int":
+            self.emit(indent, f"{target}, p = RL(data, p)")
+            self.emit(indent, f"{target} = DATEFROM({target} + DAYS)")
+        else:
+            raise Unsupported(f"logical type {logical!r} on {kind!r}")
 
-    def read_primitive(self, kind: str, target: str, indent: int) -> None:
+    def record(self, schema: dict[str, Any], target: str, indent: int) -> None:
+        fields = []
+        for field in schema["fields"]:
+            v = self.var()
+            self.visit(field["type"], v, indent)
+            fields.append(f"{field['name']!r}: {v}")
+        self.emit(indent, f"{target} = {{{', '.join(fields)}}}")
+
+    def enum(self, schema: dict[str, Any], target: str, indent: int) -> None:
+        symbols = self.const(tuple(schema["symbols"]))
+        index = self.var()
+        self.emit(indent, f"{index}, p = RL(data, p)")
+        self.emit(indent, f"if not 0 <= {index} < {len(schema['symbols'])}: raise F('enum')")
+        self.emit(indent, f"{target} = {symbols}[{index}]")
+
+    def fixed(self, schema: dict[str, Any], target: str, indent: int) -> None:
+        size = int(schema["size"])
+        self.emit(indent, f"if p + {size} > end: raise F('eof')")
+        self.emit(indent, f"{target} = data[p:p + {size}]")
+        self.emit(indent, f"p += {size}")
+
+    def array(self, schema: dict[str, Any], target: str, indent: int) -> None:
+        self.blocks(schema, target, indent)
+
+    def map(self, schema: dict[str, Any], target: str, indent: int) -> None:
+        self.blocks(schema, target, indent)
+
+    def primitive(self, kind: str, target: str, indent: int) -> None:
         if kind == "null":
             self.emit(indent, f"{target} = None")
         elif kind == "boolean":
@@ -469,18 +473,18 @@ class _ReaderCompiler(_Compiler):
         else:  # pragma: no cover - every primitive is listed
             raise Unsupported(f"primitive {kind!r}")
 
-    def read_union(self, branches: list[Any], target: str, indent: int) -> None:
+    def union(self, branches: list[Any], target: str, indent: int) -> None:
         null_index, other = self.null_union(branches)
         index = self.var()
         self.emit(indent, f"{index}, p = RL(data, p)")
         self.emit(indent, f"if {index} == {null_index}:")
         self.emit(indent + 1, f"{target} = None")
         self.emit(indent, f"elif {index} == {1 - null_index}:")
-        self.read(other, target, indent + 1)
+        self.visit(other, target, indent + 1)
         self.emit(indent, "else:")
         self.emit(indent + 1, "raise F('union index')")
 
-    def read_blocks(self, schema: dict[str, Any], target: str, indent: int) -> None:
+    def blocks(self, schema: dict[str, Any], target: str, indent: int) -> None:
         count, item = self.var(), self.var()
         is_map = schema["type"] == "map"
         self.emit(indent, f"{target} = {{}}" if is_map else f"{target} = []")
@@ -491,11 +495,11 @@ class _ReaderCompiler(_Compiler):
         self.emit(indent + 1, f"for _ in range({count}):")
         if is_map:
             key = self.var()
-            self.read_primitive("string", key, indent + 2)
-            self.read(schema["values"], item, indent + 2)
+            self.primitive("string", key, indent + 2)
+            self.visit(schema["values"], item, indent + 2)
             self.emit(indent + 2, f"{target}[{key}] = {item}")
         else:
-            self.read(schema["items"], item, indent + 2)
+            self.visit(schema["items"], item, indent + 2)
             self.emit(indent + 2, f"{target}.append({item})")
         self.emit(indent + 1, f"{count}, p = RL(data, p)")
 
@@ -515,7 +519,7 @@ def compile_reader(schema: Any, named: Mapping[str, Any] | None = None) -> Reade
     compiler = _ReaderCompiler(_named_of(schema, named))
     compiler.emit(0, "def read(data, p):")
     compiler.emit(1, "end = len(data)")
-    compiler.read(schema, "result", 1)
+    compiler.visit(schema, "result", 1)
     compiler.emit(1, "return result")
     namespace: dict[str, Any] = {
         "RL": _read_long,

@@ -8,13 +8,13 @@ Built once per spec (when it is created); :func:`features`, :func:`blocking_keys
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mdhub.domain.matching.comparators import SIMILARITY, Similarity
 from mdhub.domain.matching.nicknames import nickname_groups
 from mdhub.domain.matching.normalization import date_parts, metaphone, number, soundex
-from mdhub.domain.matching.scoring import Contribution
+from mdhub.domain.matching.scoring import Contribution, MatchScore, Verdict
 from mdhub.domain.matching.spec import Method, PhoneticAlgorithm, RuleOutcome, RuleWhen, Transform
 
 if TYPE_CHECKING:
@@ -148,6 +148,12 @@ class CompiledRule:
     no_match: bool
     comparator: int | None
     disagree: float
+    decided: MatchScore = field(init=False, repr=False, compare=False)
+    """What ``compare(..., early_exit=True)`` returns when this ``no_match`` rule fires."""
+
+    def __post_init__(self) -> None:
+        decided = MatchScore(0.0, Verdict.NO_MATCH, (), self.name, partial=True)
+        object.__setattr__(self, "decided", decided)
 
 
 @dataclass(frozen=True, slots=True)

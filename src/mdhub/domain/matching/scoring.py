@@ -63,7 +63,12 @@ class MatchScore:
     """The deterministic rule that decided the verdict, if any."""
     partial: bool = False
     """Scoring stopped when a ``no_match`` rule fired (``compare(..., early_exit=True)``): the
-    score and contributions cover only the comparators looked at until then."""
+    result names the rule, with no score or contributions."""
+
+    @property
+    def ruled_out(self) -> bool:
+        """A ``no_match`` rule decided: the two records are provably different entities."""
+        return self.rule is not None and self.verdict is Verdict.NO_MATCH
 
     def to_dict(self) -> dict[str, Any]:
         """Return the score as a JSON-serialisable mapping."""
@@ -91,8 +96,9 @@ def compare(
         a: one record's features.
         b: the other record's features.
         early_exit: compare the attributes of ``no_match`` rules first and stop as soon as one
-            fires: the verdict is ``no_match`` as always, but the score and contributions are
-            partial (``partial`` is set). Otherwise the result is the same as without it.
+            fires: the verdict is ``no_match`` with the rule, as always, but without a score or
+            contributions (``partial`` is set; callers that exit early only need the rule).
+            Otherwise the result is the same as without it.
     """
     plan = spec._plan
     a_get = a.get
@@ -102,7 +108,7 @@ def compare(
     if early_exit:
         for rule in plan.text_exit_rules:
             if _fires(rule, a, b, slots):
-                return MatchScore(0.0, Verdict.NO_MATCH, (), rule.name, partial=True)
+                return rule.decided
         order = plan.exit_order
     else:
         order = plan.full_order
@@ -144,11 +150,7 @@ def compare(
         if exit_rules:
             for rule in exit_rules:
                 if _fires(rule, a, b, slots):
-                    partial = tuple(x for x in slots if x is not None)
-                    total = 0.0
-                    for x in partial:
-                        total += x.weight
-                    return MatchScore(total, Verdict.NO_MATCH, partial, rule.name, partial=True)
+                    return rule.decided
     contributions: list[Contribution] = slots
     total = 0.0
     for x in contributions:  # in the comparators' order: the same float sum every time
