@@ -332,10 +332,16 @@ def test_the_workers_stall_probe_counts_inputs_beyond_the_committed_offsets(
     create_topic(kafka_bootstrap, topic, 2)
     produce(kafka_bootstrap, topic, {0: 7, 1: 3})
     probe = LagProbe(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"{namespace}-worker")
-    assert probe.lag([]) == 0
-    assert probe.lag([(topic, 0), (topic, 1)]) == 10  # nothing committed: all of it waits
-    commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
-    assert probe.lag([(topic, 0)]) == 2
-    assert probe.lag([(topic, 0), (topic, 1)]) == 5
+    try:
+        assert probe.lag([]) == 0
+        assert probe.lag([(topic, 0), (topic, 1)]) == 10  # nothing committed: all of it waits
+        commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
+        assert probe.lag([(topic, 0)]) == 2
+        assert probe.lag([(topic, 0), (topic, 1)]) == 5
+    finally:
+        probe.close()
     unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
-    assert unreachable.lag([(topic, 0)], timeout=1.0) is None
+    try:
+        assert unreachable.lag([(topic, 0)], timeout=1.0) is None
+    finally:
+        unreachable.close()

@@ -377,6 +377,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     async def _stop_routers(app: faust.App, **kwargs: Any) -> None:
         for router in routers.values():
             await asyncio.to_thread(router.stop)
+        await asyncio.to_thread(probe.close)
 
     port = serve_metrics(metrics, settings.worker.metrics_port)
     if port is not None:

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mdhub.errors import KafkaUnavailableError
-from mdhub.kafka.lag import group_lag
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from mdhub.kafka.config import consumer_config
 from mdhub.settings import KafkaSettings
 
 __all__ = ["LagProbe", "StallWatch"]
@@ -56,22 +57,40 @@ class StallWatch:
 
 
 class LagProbe:
-    """Asks Kafka how far the worker group's committed offsets are behind the resolve topics
-    (through :func:`mdhub.kafka.lag.group_lag` and the process's shared admin client)."""
+    """Asks Kafka how far the worker group's committed offsets are behind the resolve topics.
+
+    It keeps a consumer of its own, closed when the worker stops, rather than going through
+    :func:`mdhub.kafka.lag.group_lag` and the process's shared admin client: an admin client
+    cannot be closed, and one destroyed at the worker's exit after its requests timed out (the
+    broker away) crashed librdkafka (SIGSEGV in ``rdk:main``, the broker-restart crash test).
+    """
 
     def __init__(self, kafka: KafkaSettings, group: str) -> None:
-        self._kafka = kafka
-        self._group = group
+        self._config = consumer_config(kafka, group, **{"enable.auto.commit": False})
+        self._consumer: Consumer | None = None
 
     def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
         """Inputs beyond the committed offsets of ``partitions``; None when Kafka does not answer."""
-        wanted = list(partitions)
-        if not wanted:
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        if not tps:
             return 0
-        kafka = self._kafka.model_copy(update={"request_timeout_s": timeout})
         try:
-            lags = group_lag(kafka, self._group, sorted({topic for topic, _ in wanted}))
-        except KafkaUnavailableError as exc:
+            if self._consumer is None:
+                self._consumer = Consumer(self._config)
+            committed = self._consumer.committed(tps, timeout=timeout)
+            total = 0
+            for tp in committed:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
+                )
+                start = tp.offset if tp.offset >= 0 else low  # nothing committed: from the start
+                total += max(0, high - start)
+            return total
+        except KafkaException as exc:
             log.debug("stall check: Kafka did not answer (%s)", exc)
             return None
-        return sum(max(0, lags.get(tp, 0)) for tp in wanted)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
