@@ -10,6 +10,7 @@ from typing import Any
 from mdhub.commands.context import Context
 from mdhub.errors import ConfigError
 from mdhub.kafka.admin import existing_topics
+from mdhub.runtime import tune_gc
 from mdhub.settings import Settings
 from mdhub.topology import topic_specs
 
@@ -83,6 +84,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     # faust's terminal spinner sets the root logger to DEBUG, which costs ~5% CPU in log records
     worker.spinner = None
+    tune_gc()
     worker.execute_from_commandline()
     return 0
 
@@ -105,6 +107,7 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     logging.getLogger("mdhub.projector").setLevel(logging.INFO)
+    tune_gc()
     ctx.console.print(
         f"mdhub projector: Kafka {settings.kafka.bootstrap_servers} -> {settings.redis.url}"
     )
