@@ -17,7 +17,6 @@ entries up to it; both cache implementations share it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from mdhub.domain.records import ChangeEvent, Value
 from mdhub.domain.versioning import json_value
 from mdhub.errors import MdhubError
+from mdhub.serde.mapping import json_time
 
 __all__ = ["HistoryEntry", "event_to_json", "fold_history", "history_entry"]
 
@@ -67,10 +67,6 @@ class HistoryEntry:
             raise ValueError("event['after'] must be a mapping of attribute values")
 
 
-def _json_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _json_value(value: Value | None) -> Any:
     # the same rendering as the golden documents, so that a record rebuilt at its latest version
     # has exactly the attributes of the current golden record
@@ -93,7 +89,7 @@ def event_to_json(event: ChangeEvent) -> dict[str, Any]:
             "source": event.cause.source,
             "source_key": event.cause.source_key,
         },
-        "occurred_at": _json_time(event.occurred_at),
+        "occurred_at": json_time(event.occurred_at),
     }
 
 

@@ -69,6 +69,8 @@ __all__ = [
 
 _PAIR_NAMESPACE = uuid.UUID("0d6f3b8a-5c1e-5a57-8f0e-7265766965f1").bytes
 MAX_REVIEWS_PER_RECORD = 3
+# one encoder for every summary: json.dumps with options builds a new one per call
+_SUMMARY_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ class Summary:
             data["l"] = list(self.linked)
         if self.seq:
             data["q"] = self.seq
-        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        return _SUMMARY_JSON(data).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Summary:

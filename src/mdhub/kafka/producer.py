@@ -54,7 +54,7 @@ class HubProducer:
         value: bytes | None,
         partition: int | None = None,
         on_delivered: Callable[[int, int], None] | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
         """Queue one message; waits (serving callbacks) while the local queue is full.
 
@@ -69,14 +69,17 @@ class HubProducer:
                 if err is None:
                     on_delivered(int(msg.partition() or 0), int(msg.offset() or 0))
 
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": callback}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
+        part = -1 if partition is None else partition  # -1: the partitioner chooses
         while True:
             try:
-                self._producer.produce(topic, **kwargs)
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=part,
+                    on_delivery=callback,
+                    headers=headers,
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)

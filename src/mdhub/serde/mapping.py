@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from mdhub.domain.commands import Action, StewardCommand
@@ -39,6 +40,7 @@ __all__ = [
     "golden_from_avro",
     "golden_to_avro",
     "golden_to_json",
+    "json_time",
     "link_to_json",
     "potential_match_from_avro",
     "potential_match_to_avro",
@@ -97,7 +99,7 @@ def _link_from_avro(data: Mapping[str, Any]) -> Link:
 
 def link_to_json(link: Link) -> dict[str, Any]:
     """A link as a JSON document (explanations)."""
-    return {**_link_to_avro(link), "decided_at": _json_time(link.decided_at)}
+    return {**_link_to_avro(link), "decided_at": json_time(link.decided_at)}
 
 
 def attributes_to_avro(entity: EntityModel, attributes: Attributes) -> dict[str, Any]:
@@ -341,7 +343,13 @@ def rejected_to_avro(
     }
 
 
-def _json_time(value: dt.datetime) -> str:
+@lru_cache(maxsize=16_384)
+def json_time(value: dt.datetime) -> str:
+    """A timestamp as JSON text: ISO 8601 in UTC with a ``Z``.
+
+    Cached: a golden document holds a timestamp per attribute's lineage and per source, mostly
+    the same few, and the projector renders one document per golden version.
+    """
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -359,7 +367,7 @@ def golden_to_json(golden: GoldenRecord) -> dict[str, Any]:
                 "source": ln.source,
                 "source_key": ln.source_key,
                 "rule": ln.rule,
-                "occurred_at": _json_time(ln.occurred_at),
+                "occurred_at": json_time(ln.occurred_at),
             }
             for name, ln in golden.lineage.items()
         },
@@ -368,21 +376,21 @@ def golden_to_json(golden: GoldenRecord) -> dict[str, Any]:
                 "source": s.source,
                 "source_key": s.source_key,
                 "source_version": s.source_version,
-                "occurred_at": _json_time(s.occurred_at),
+                "occurred_at": json_time(s.occurred_at),
                 "change_id": s.change_id,
                 "deleted": s.deleted,
             }
             for s in golden.sources
         ],
-        "created_at": _json_time(golden.created_at),
-        "updated_at": _json_time(golden.updated_at),
+        "created_at": json_time(golden.created_at),
+        "updated_at": json_time(golden.updated_at),
         "content_hash": golden.content_hash,
         "overrides": [
             {
                 "attribute": o.attribute,
                 "value": json_value(o.value),
                 "command_id": o.command_id,
-                "issued_at": _json_time(o.issued_at),
+                "issued_at": json_time(o.issued_at),
             }
             for o in golden.overrides
         ],
@@ -455,7 +463,7 @@ def potential_match_to_json(entity: str, match: PotentialMatch) -> dict[str, Any
     """Potential match -> JSON document (the review-queue view, the API)."""
     return {
         **potential_match_to_avro(entity, match),
-        "detected_at": _json_time(match.detected_at),
+        "detected_at": json_time(match.detected_at),
     }
 
 

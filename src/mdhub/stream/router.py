@@ -320,7 +320,7 @@ class Router:
             return
         last: dict[TP, int] = {}
         for record in ready:
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 (H_TOPIC, record.topic.encode()),
                 (H_PARTITION, str(record.partition).encode()),
                 (H_OFFSET, str(record.offset).encode()),
