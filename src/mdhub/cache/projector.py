@@ -57,6 +57,12 @@ BATCH = 500
 MARKER_CHECK_S = 2.0
 
 
+FETCH_BATCHING = {"fetch.min.bytes": 65_536, "fetch.wait.max.ms": 50}
+"""The broker answers a fetch once it has 64 KiB or after 50 ms: under load a few dozen fetches a
+second instead of one per produced batch (the projector sent ~525 fetches/s at ~1,300 golden
+versions/s, 3.5 KB each, which costs the broker more than the data)."""
+
+
 def view_of(codec: AvroCodec, value: bytes) -> GoldenView:
     """Turn an encoded golden record into the view to store (retired records drop their doc)."""
     golden = golden_from_avro(codec.decode(value))
@@ -206,7 +212,11 @@ class Projector:
     def run(self, on_batch: Callable[[int, int], None] | None = None) -> None:
         """Project until :meth:`stop`; a Redis outage pauses and retries the same batch."""
         consumer = Consumer(
-            consumer_config(self.settings.kafka, group_name(self.settings.namespace, "projector"))
+            consumer_config(
+                self.settings.kafka,
+                group_name(self.settings.namespace, "projector"),
+                **FETCH_BATCHING,
+            )
         )
         consumer.subscribe(list(self.decoder.entity_of), on_assign=self._on_assign)
         backoff = 0.2

@@ -6,7 +6,7 @@ from typing import Any
 
 from mdhub.settings import KafkaSettings
 
-__all__ = ["admin_config", "consumer_config", "producer_config"]
+__all__ = ["FLUSHED_LINGER_MS", "admin_config", "consumer_config", "producer_config"]
 
 
 def _common(kafka: KafkaSettings) -> dict[str, Any]:
@@ -29,6 +29,13 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
     if kafka.sasl_password is not None:
         conf["sasl.password"] = kafka.sasl_password.get_secret_value()
     return conf
+
+
+FLUSHED_LINGER_MS = 1000
+"""``linger.ms`` of producers that flush after every batch (the worker's, the router's): a flush
+sends at once whatever ``linger.ms`` says, so they never need to send earlier. With the default
+of 5 ms the worker's producer sent a produce request per partition every 5 ms while a batch was
+being computed, ~720 requests/s at ~1,300 changes/s, which cost the broker more than the data."""
 
 
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from rocksdict import WriteBatch
 from mdhub.domain.ledger import Ledger, commands_ledger_key, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.errors import PublishError
+from mdhub.kafka.config import FLUSHED_LINGER_MS
 from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
@@ -295,7 +296,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
     )
-    producer = HubProducer(kafka)
+    producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
     runners: dict[str, _EntityAgent] = {}
     routers: dict[str, Router] = {}
