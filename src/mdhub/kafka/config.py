@@ -32,7 +32,7 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 FLUSHED_LINGER_MS = 1000
-"""``linger.ms`` of producers that flush after every batch (the worker's, the router's): a flush
+"""``linger.ms`` of producers that flush after every batch (the worker's): a flush
 sends at once whatever ``linger.ms`` says, so they never need to send earlier. With the default
 of 5 ms the worker's producer sent a produce request per partition every 5 ms while a batch was
 being computed, ~720 requests/s at ~1,300 changes/s, which cost the broker more than the data."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
-from mdhub.kafka.config import FLUSHED_LINGER_MS, admin_config, consumer_config
+from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.kafka.producer import HubProducer
 from mdhub.settings import KafkaSettings
 
@@ -249,7 +249,7 @@ class Router:
             )
         )
         admin = AdminClient(admin_config(self.kafka))
-        producer = HubProducer(self.kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed per round
+        producer = HubProducer(self.kafka, **{"linger.ms": 2})
         try:
             partitions = self._partitions(consumer)
             tps = [(topic, p) for topic in self.inputs for p in partitions[topic]]
