@@ -714,7 +714,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
 def test_broker_restart_mid_load_loses_nothing_and_applies_nothing_twice(
     own_stack: OwnStack, tmp_path: Path
 ) -> None:
-    """~6,500 changes; Kafka is stopped (SIGTERM) while the worker processes them, stays away a few
+    """~16,000 changes; Kafka is stopped (SIGTERM) while the worker processes them, stays away a few
     seconds and comes back. Once the hub has caught up, the end state must be the oracle's. A worker
     that exits because it could not deliver its outputs is restarted (and noted); one that stays
     alive but stops making progress fails the test with the place its agent waits."""
@@ -729,7 +729,9 @@ def test_broker_restart_mid_load_loses_nothing_and_applies_nothing_twice(
     hub.env.update(SESSION_TIMEOUT_ENV)
     hub.ensure_topics()
     oracle = Oracle(hub)
-    first, second, after = make_bursts(rng, "B", keys=600, bursts=3)
+    # enough that the worker cannot finish the first two bursts (~11,000 changes) between two
+    # offset commits (every second, of batches of up to 2,000): ~600 keys could
+    first, second, after = make_bursts(rng, "B", keys=1500, bursts=3)
     supervisor = Supervisor(hub)
     notes: list[str] = []
     try:
