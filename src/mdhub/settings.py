@@ -84,7 +84,7 @@ class WorkerSettings(BaseModel):
     data_dir: Path = Path(".mdhub/worker")
     max_poll_records: int = Field(default=2000, ge=1)
     # Each batch ends with two waits for Kafka (outputs, then state); with a backlog, batches of
-    # 2,000 instead of 1,000 ran `mdhub evaluate --people 10000` at 1,776-1,957 messages/s (four
+    # 2,000 instead of 1,000 ran `mdhub evaluate --people 10000` at 1,776-1,957 messages/s (three
     # runs) instead of 1,701-1,827 (three). The window keeps batches small when inputs trickle in.
     batch_size: int = Field(default=2000, ge=1)
     batch_window_s: float = Field(default=0.05, gt=0)

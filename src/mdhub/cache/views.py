@@ -376,6 +376,10 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _first(found: list[bytes | str]) -> str | None:
+    return _text(found[0]) if found else None
+
+
 def _describe(client: redis.Redis) -> str:
     """Return the server address of ``client`` as a URL, without credentials."""
     pool = client.connection_pool
@@ -520,18 +524,16 @@ class RedisGoldenCache:
 
     def get_xrefs(self, entity: str, records: Sequence[tuple[str, str]]) -> list[str | None]:
         """:meth:`get_xref` of each ``(source, source_key)``, in one pipeline."""
-        if not records:
-            return []
-        # no view is stored under a source name with ":" (GoldenView refuses it): None
+        # no view is stored under a source name with ":" (GoldenView refuses it): not asked
+        asked = [(source, key) for source, key in records if ":" not in source]
+        if not asked:
+            return [None] * len(records)
         with self._translated("reading xrefs"):
             pipe = self._client.pipeline(transaction=False)
-            for source, source_key in records:
+            for source, source_key in asked:
                 pipe.zrange(self._key(entity, _XREF, source, source_key), 0, 0, desc=True)
-            found = pipe.execute()
-        return [
-            _text(hit[0]) if hit and ":" not in source else None
-            for (source, _), hit in zip(records, found, strict=True)
-        ]
+            hits = iter(pipe.execute())
+        return [None if ":" in source else _first(next(hits)) for source, _ in records]
 
     def apply_history(self, entity: str, entries: Sequence[HistoryEntry]) -> int:
         """Add the entries whose version is not in the record's history yet; return how many were.

@@ -116,9 +116,10 @@ def _not_sequence(value: Any) -> None:
 
 class _Compiler(ABC):
     """Generates the source of one function: :meth:`visit` walks the schema once and calls, per
-    type, the hook the writer or the reader implements (``union``, ``logical``, ``record``,
-    ``enum``, ``array``, ``map``, ``fixed``, ``primitive``), each taking the schema, the Python
-    expression (the value written, or the target read into) and the indent."""
+    type, the hook the writer or the reader implements (``union``, ``record``, ``enum``,
+    ``array``, ``map``, ``fixed``, ``primitive``, and ``timestamp_millis`` and ``date`` for the
+    two logical types taken), each taking the schema where it needs one, the Python expression
+    (the value written, or the target read into) and the indent."""
 
     def __init__(self, named: Mapping[str, Any]) -> None:
         self.named = dict(named)
@@ -190,7 +191,12 @@ class _Compiler(ABC):
         kind = schema["type"]
         logical = schema.get("logicalType")
         if logical is not None:
-            self.logical(schema, logical, expr, indent)
+            if logical == "timestamp-millis" and kind == "long":
+                self.timestamp_millis(expr, indent)
+            elif logical == "date" and kind == "int":
+                self.date(expr, indent)
+            else:
+                raise Unsupported(f"logical type {logical!r} on {kind!r}")
         elif isinstance(kind, str) and kind in _COMPLEX:
             getattr(self, kind)(schema, expr, indent)
         elif isinstance(kind, str | list | dict):
@@ -202,7 +208,10 @@ class _Compiler(ABC):
     def union(self, branches: list[Any], expr: str, indent: int) -> None: ...
 
     @abstractmethod
-    def logical(self, schema: dict[str, Any], logical: str, expr: str, indent: int) -> None: ...
+    def timestamp_millis(self, expr: str, indent: int) -> None: ...
+
+    @abstractmethod
+    def date(self, expr: str, indent: int) -> None: ...
 
     @abstractmethod
     def primitive(self, kind: str, expr: str, indent: int) -> None: ...
@@ -248,16 +257,13 @@ class _WriterCompiler(_Compiler):
         else:  # pragma: no cover - every primitive is listed
             raise Unsupported(f"primitive {kind!r}")
 
-    def logical(self, schema: dict[str, Any], logical: str, value: str, indent: int) -> None:
-        kind = schema["type"]
+    def timestamp_millis(self, value: str, indent: int) -> None:
+        self.emit(indent, f"out += TSB({value})")
+
+    def date(self, value: str, indent: int) -> None:
         prepared = self.var()
-        if logical == "timestamp-millis" and kind == "long":
-            self.emit(indent, f"out += TSB({value})")
-        elif logical == "date" and kind == "int":
-            self.emit(indent, f"{prepared} = DATE({value})")
-            self.emit(indent, f"out += I({prepared})")
-        else:
-            raise Unsupported(f"logical type {logical!r} on {kind!r}")
+        self.emit(indent, f"{prepared} = DATE({value})")
+        self.emit(indent, f"out += I({prepared})")
 
     def union(self, branches: list[Any], value: str, indent: int) -> None:
         null_index, other = self.null_union(branches)
@@ -410,16 +416,13 @@ def _timestamp_from_millis(millis: int) -> dt.datetime:
 class _ReaderCompiler(_Compiler):
     """Generates the source of one reader function (same-schema reads, no resolution)."""
 
-    def logical(self, schema: dict[str, Any], logical: str, target: str, indent: int) -> None:
-        kind = schema["type"]
-        if logical == "timestamp-millis" and kind == "long":
-            self.emit(indent, f"{target}, p = RL(data, p)")
-            self.emit(indent, f"{target} = TSR({target})")
-        elif logical == "date" and kind == "int":
-            self.emit(indent, f"{target}, p = RL(data, p)")
-            self.emit(indent, f"{target} = DATEFROM({target} + DAYS)")
-        else:
-            raise Unsupported(f"logical type {logical!r} on {kind!r}")
+    def timestamp_millis(self, target: str, indent: int) -> None:
+        self.emit(indent, f"{target}, p = RL(data, p)")
+        self.emit(indent, f"{target} = TSR({target})")
+
+    def date(self, target: str, indent: int) -> None:
+        self.emit(indent, f"{target}, p = RL(data, p)")
+        self.emit(indent, f"{target} = DATEFROM({target} + DAYS)")
 
     def record(self, schema: dict[str, Any], target: str, indent: int) -> None:
         fields = []
