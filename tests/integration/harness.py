@@ -28,6 +28,7 @@ from mdhub.naming import Stage, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.mapping import change_to_avro
 from mdhub.settings import Settings
+from mdhub.stream.bundle import InputCounter
 from mdhub.stream.pipeline import EntityPipeline, Message
 from mdhub.stream.replay import LocalResolveStage, router_order
 from mdhub.topology import topic_specs
@@ -320,6 +321,32 @@ class CommittedOffsets:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class ResolvedInputs:
+    """How many inputs a worker group has committed past on a resolve topic, where the router
+    forwards them in bundles (each counts its inputs)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        self._offsets = CommittedOffsets(bootstrap, group, topic)
+        self._reader = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{group}-progress-reader",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "broker.address.family": "v4",
+            }
+        )
+        self._counter = InputCounter(self._reader, topic)
+
+    def total(self, timeout: float = 5) -> int:
+        """Inputs below the group's committed offsets."""
+        return self._counter.inputs(self._offsets.offsets(timeout), timeout=max(timeout, 10))
+
+    def close(self) -> None:
+        self._offsets.close()
+        self._reader.close()
 
 
 def publish_tracked(

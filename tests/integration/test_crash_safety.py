@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CommittedOffsets, Hub, publish_tracked, read_raw, wait_for
+from harness import Hub, ResolvedInputs, publish_tracked, read_raw, wait_for
 
 from conftest import free_ports
 from mdhub.cache.views import RedisGoldenCache
@@ -611,7 +611,7 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
     oracle = Oracle(hub)
     bursts = make_bursts(rng, "K", keys=2000, bursts=4)
     supervisor = Supervisor(hub)
-    progress = CommittedOffsets(
+    progress = ResolvedInputs(
         hub.settings.kafka.bootstrap_servers,
         group_name(hub.namespace, "worker"),
         hub.topic(ENTITY, Stage.RESOLVE),  # what the router forwarded, in its order
@@ -626,7 +626,7 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
         # (~5,400 changes) leaves it seconds of work, so the kill lands mid-burst.
         target = burst_start + int(fraction * burst_size)
         supervisor.wait(
-            lambda: progress.total() >= target, 120, f"the worker to commit {target} offsets"
+            lambda: progress.total() >= target, 120, f"the worker to commit {target} inputs"
         )
         time.sleep(rng.uniform(0, 0.3))  # a random moment, not a synchronisation
         done = progress.total()
@@ -737,14 +737,14 @@ def test_broker_restart_mid_load_loses_nothing_and_applies_nothing_twice(
     try:
         hub.start("worker", "projector")
         published = publish(hub, oracle, first) + publish(hub, oracle, second)
-        progress = CommittedOffsets(
+        progress = ResolvedInputs(
             own_stack.bootstrap,
             group_name(hub.namespace, "worker"),
             hub.topic(ENTITY, Stage.RESOLVE),  # what the router forwarded, in its order
         )
         target = int(rng.uniform(0.1, 0.4) * published)
         try:
-            supervisor.wait(lambda: progress.total() >= target, 120, f"{target} offsets committed")
+            supervisor.wait(lambda: progress.total() >= target, 120, f"{target} inputs committed")
             at = progress.total()
         finally:
             progress.close()
@@ -753,7 +753,7 @@ def test_broker_restart_mid_load_loses_nothing_and_applies_nothing_twice(
         stop_kafka(own_stack.settings, lambda line: notes.append(line))
         assert not own_stack.kafka_running()
         notes.append(
-            f"Kafka stopped after {at}/{published} offsets committed "
+            f"Kafka stopped after {at}/{published} inputs committed "
             f"({time.monotonic() - stopped:.1f}s to stop)"
         )
         outage_end = time.monotonic() + 5  # the outage lasts five seconds

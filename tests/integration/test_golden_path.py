@@ -223,6 +223,61 @@ def test_undecodable_bytes_are_rejected_with_the_original_bytes(hub: Hub) -> Non
     assert hub.alive("worker")
 
 
+def test_inputs_travel_in_bundles_and_one_too_large_for_a_bundle_alone(hub: Hub) -> None:
+    """The router forwards inputs to the resolve topic in bundles; an input larger than a bundle
+    may hold goes alone with its coordinates in headers. The worker reads both: the large one is
+    rejected with its original bytes and source coordinates, the small ones come out golden."""
+    from confluent_kafka import Consumer
+
+    from mdhub.kafka.reading import read_to_end, snapshot_ends
+    from mdhub.stream.bundle import H_BUNDLE, MAX_BYTES
+    from mdhub.stream.router import H_OFFSET, H_TOPIC
+
+    large = b"\x00" + bytes(range(256)) * (MAX_BYTES // 256 + 8)  # not Avro, and too large
+    hub.publish([hub.change("BUNDLED-1", 1, {"first_name": "Grace", "last_name": "Hopper"})])
+    hub.publish_raw("customer", b"crm:LARGE-1", large)
+    hub.publish([hub.change("BUNDLED-2", 1, {"first_name": "Alan", "last_name": "Turing"})])
+    (reject,) = wait_for(
+        lambda: rejects_of(hub, "crm:LARGE-1"), TIMEOUT, "the large input on the rejected topic"
+    )
+    assert reject["value"] == large
+    assert reject["topic"] == hub.topic("customer", Stage.SOURCE)
+    assert [r["code"] for r in reject["reasons"]] == ["UNDECODABLE"]
+    golden_via_api(hub, "BUNDLED-1", 1)
+    golden_via_api(hub, "BUNDLED-2", 1)
+
+    resolve = hub.topic("customer", Stage.RESOLVE)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": hub.settings.kafka.bootstrap_servers,
+            "group.id": "bundle-reader",
+            "enable.auto.commit": False,
+            "broker.address.family": "v4",
+        }
+    )
+    forwarded: list[tuple[dict[str, bytes], bytes | None]] = []
+    try:
+        snapshot = snapshot_ends(consumer, [resolve], timeout=10)
+        read_to_end(
+            consumer,
+            snapshot,
+            lambda batch: forwarded.extend((dict(m.headers() or ()), m.value()) for m in batch),
+        )
+    finally:
+        consumer.close()
+    singles = [(h, v) for h, v in forwarded if H_BUNDLE not in h]
+    assert [v for _, v in singles] == [large]  # only the large input travelled alone
+    assert singles[0][0][H_TOPIC] == hub.topic("customer", Stage.SOURCE).encode()
+    assert int(singles[0][0][H_OFFSET]) == reject["offset"]
+    bundles = [h for h, _ in forwarded if H_BUNDLE in h]
+    assert bundles and all(int(h[H_BUNDLE]) >= 1 for h in bundles)
+    inputs = len(hub.read_raw("customer", Stage.SOURCE)) + len(
+        hub.read_raw("customer", Stage.COMMANDS)
+    )
+    # every input was forwarded (a restarted router may forward some twice; the ledger skips them)
+    assert sum(int(h[H_BUNDLE]) for h in bundles) + len(singles) >= inputs
+
+
 def test_rule_violations_are_all_collected(hub: Hub) -> None:
     hub.publish(
         [

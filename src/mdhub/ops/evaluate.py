@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mdhub.domain.matching import MatchScore, compare
 from mdhub.domain.model import EntityModel, HubModel
@@ -46,6 +46,9 @@ from mdhub.settings import Settings
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
 from mdhub.stream.replay import LocalResolveStage, router_order
 from mdhub.testdata import Difficulty, Generated, GeneratedRecord, Quality, pairwise_quality
+
+if TYPE_CHECKING:
+    from mdhub.stream.bundle import InputCounter
 
 __all__ = [
     "TARGET_F1",
@@ -820,6 +823,7 @@ class LiveRun:
                 kafka, group_name(namespace, "evaluate"), **{"enable.auto.commit": False}
             )
         )
+        self._inputs: InputCounter | None = None
 
     def close(self) -> None:
         self.consumer.close()
@@ -885,8 +889,20 @@ class LiveRun:
         return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in result.topic_partitions}
 
     def resolved(self) -> int:
-        """Messages the worker has committed past on the resolve topic."""
-        return sum(self._committed(self.worker_group, [self.resolve_topic]).values())
+        """Inputs the worker has committed past on the resolve topic (bundles count theirs)."""
+        from confluent_kafka import KafkaException
+
+        from mdhub.stream.bundle import InputCounter
+
+        committed = self._committed(self.worker_group, [self.resolve_topic])
+        if self._inputs is None:
+            self._inputs = InputCounter(self.consumer, self.resolve_topic)
+        try:
+            return self._inputs.inputs(
+                {p: o for (_, p), o in committed.items()}, self.settings.kafka.request_timeout_s
+            )
+        except KafkaException as exc:
+            raise self._unavailable(f"read {self.resolve_topic}", exc) from exc
 
     def caught_up(self) -> bool:
         """Router lag on source+commands and worker lag on the resolve topic are all 0."""

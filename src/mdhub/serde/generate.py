@@ -25,6 +25,8 @@ COMMON_TYPES = (
     "mdhub.common.LinkContribution",
     "mdhub.common.Link",
     "mdhub.common.PotentialMatch",
+    "mdhub.common.RoutedInput",
+    "mdhub.common.InputBundle",
 )
 
 _TIMESTAMP: dict[str, str] = {"type": "long", "logicalType": "timestamp-millis"}

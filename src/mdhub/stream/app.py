@@ -1,5 +1,8 @@
 """The faust application of the stream worker: one agent per entity type.
 
+The agent reads the entity's resolve topic, where the router forwards the inputs in bundles of up
+to 250 (:mod:`mdhub.stream.bundle`); a batch is the inputs of a few bundles.
+
 Processing guarantee: at-least-once delivery made effectively-once by the state. For each batch
 the agent (1) computes every output and state change with :class:`EntityPipeline`, (2) sends the
 outputs (golden, changes, rejected) with an idempotent ``acks=all`` producer and waits until Kafka
@@ -32,6 +35,7 @@ from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
 from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
@@ -53,10 +57,23 @@ def _header_map(headers: Any) -> dict[str, bytes]:
     return {str(k): v for k, v in items}
 
 
-def _message(event: EventT[Any]) -> Message:
-    """The input a resolve-topic event carries, with its source coordinates (router headers)."""
+def _bundle_inputs(batch_size: int) -> int:
+    """Inputs per bundle: the router's maximum, or the batch size when that is smaller."""
+    return max(1, min(MAX_INPUTS, batch_size))
+
+
+def _inputs(event: EventT[Any], bundles: BundleCodec) -> list[Message]:
+    """The inputs a resolve-topic event carries: a bundle's, or the one of a single message."""
     msg = event.message
     headers = _header_map(msg.headers)
+    if H_BUNDLE in headers:
+        return bundles.decode(msg.value)
+    return [_message(msg, headers)]
+
+
+def _message(msg: Any, headers: dict[str, bytes]) -> Message:
+    """The input of a resolve-topic message in single form, with its source coordinates (router
+    headers; a message without them is taken as it is)."""
     topic = headers.get(H_TOPIC)
     if topic is None:  # not forwarded by the router: take the event as it is
         timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
@@ -88,8 +105,10 @@ class _EntityAgent:
         producer: HubProducer,
         settings: Settings,
         metrics: WorkerMetrics,
+        bundles: BundleCodec,
     ) -> None:
         self.pipeline = pipeline
+        self.bundles = bundles
         entity = pipeline.entity.name
         self.m_consumed = metrics.consumed.labels(entity)
         self.m_outcomes = {o.value: metrics.outcomes.labels(entity, o.value) for o in Outcome}
@@ -110,7 +129,10 @@ class _EntityAgent:
         }
         self.table = table
         self.producer = producer
-        self.batch_size = settings.worker.batch_size
+        # a batch takes this many resolve-topic messages: at most batch_size inputs in bundles
+        self.batch_size = max(
+            1, settings.worker.batch_size // _bundle_inputs(settings.worker.batch_size)
+        )
         self.window = settings.worker.batch_window_s
         self.indexes: dict[int, IdentityIndex] = {}
         self.capped_logged: set[str] = set()
@@ -175,49 +197,52 @@ class _EntityAgent:
         consumed = 0
         comparisons = 0
         outputs = dict.fromkeys(self.stage_of, 0)  # counted per batch, not per message
+        published: list[int] = []  # the inputs' timestamps on their own topics (ms)
         for event in events:
             partition = event.message.partition  # the shard: its RocksDB and identity index
             db = store._db_for_partition(partition)
-            message = _message(event)
             index = self.index_for(partition)
-            lkey = _ledger_key(pipeline, message)
-            if lkey not in ledgers:
-                ledgers[lkey] = (event, Ledger.from_bytes(load(lkey)))
-            if message.offset <= ledgers[lkey][1].last_offset:
-                # Redelivered (a restarted router or worker): its outcome is in the ledger, and
-                # the ledger is written only after the outputs were in Kafka. Processing it again
-                # against newer state could give it a second, different outcome (e.g. stale).
-                self.m_replayed.inc()
-                continue
-            if message.topic == pipeline.commands_topic:
-                result = pipeline.process_command(message, load, index)
-            else:
-                result = pipeline.process(message, load, index)
-                consumed += 1
-            ledger = ledgers[lkey][1].record(message.offset, result.outcome.value)
-            ledgers[lkey] = (event, ledger)
-            self.m_outcomes[result.outcome.value].inc()
-            comparisons += result.comparisons
-            for block in result.capped:
-                self.m_capped.inc()
-                if block not in self.capped_logged and len(self.capped_logged) < 1000:
-                    self.capped_logged.add(block)
-                    log.warning(
-                        "%s: block %r is larger than max_block_size; only its newest records "
-                        "are compared (reported once per block)",
-                        pipeline.entity.name,
-                        block,
-                    )
-            for reason in result.reasons:
-                self.m_rejected(pipeline.entity.name, reason.code).inc()
-            for out in result.outputs:
-                self.producer.produce(out.topic, out.key, out.value)
-                outputs[out.topic] += 1
-            for key, value in result.writes:
-                overlay[key] = value
-                pending.append((event, key, value))
-            if not consumed & 63:
-                self.producer.poll(0)
+            for message in _inputs(event, self.bundles):
+                if message.timestamp_ms:
+                    published.append(message.timestamp_ms)
+                lkey = _ledger_key(pipeline, message)
+                if lkey not in ledgers:
+                    ledgers[lkey] = (event, Ledger.from_bytes(load(lkey)))
+                if message.offset <= ledgers[lkey][1].last_offset:
+                    # Redelivered (a restarted router or worker): its outcome is in the ledger,
+                    # and the ledger is written only after the outputs were in Kafka. Processing
+                    # it again against newer state could give it a second, different outcome.
+                    self.m_replayed.inc()
+                    continue
+                if message.topic == pipeline.commands_topic:
+                    result = pipeline.process_command(message, load, index)
+                else:
+                    result = pipeline.process(message, load, index)
+                    consumed += 1
+                ledger = ledgers[lkey][1].record(message.offset, result.outcome.value)
+                ledgers[lkey] = (event, ledger)
+                self.m_outcomes[result.outcome.value].inc()
+                comparisons += result.comparisons
+                for block in result.capped:
+                    self.m_capped.inc()
+                    if block not in self.capped_logged and len(self.capped_logged) < 1000:
+                        self.capped_logged.add(block)
+                        log.warning(
+                            "%s: block %r is larger than max_block_size; only its newest records "
+                            "are compared (reported once per block)",
+                            pipeline.entity.name,
+                            block,
+                        )
+                for reason in result.reasons:
+                    self.m_rejected(pipeline.entity.name, reason.code).inc()
+                for out in result.outputs:
+                    self.producer.produce(out.topic, out.key, out.value)
+                    outputs[out.topic] += 1
+                for key, value in result.writes:
+                    overlay[key] = value
+                    pending.append((event, key, value))
+                if not consumed & 63:
+                    self.producer.poll(0)
         for lkey, (event, ledger) in ledgers.items():
             pending.append((event, lkey, ledger.to_bytes()))
         self.m_consumed.inc(consumed)
@@ -226,10 +251,9 @@ class _EntityAgent:
             if count:
                 self.m_outputs(pipeline.entity.name, self.stage_of[topic]).inc(count)
         await self._deliver()
-        now = time.time()
-        for event in events:
-            if event.message.timestamp:
-                self.m_e2e.observe(max(0.0, now - event.message.timestamp))
+        now_ms = time.time() * 1000
+        for ms in published:
+            self.m_e2e.observe(max(0.0, now_ms - ms) / 1000)
         # The state goes to its changelog topic only once the outputs are in Kafka, and into the
         # local store only once its changelog records are: a crash in between replays the batch.
         changelog: dict[int, int] = {}
@@ -283,7 +307,10 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
         broker_max_poll_records=settings.worker.max_poll_records,
-        stream_buffer_maxsize=max(4 * settings.worker.batch_size, 4096),
+        # resolve-topic messages (bundles of up to 250 inputs) waiting for the agent: four batches
+        stream_buffer_maxsize=max(
+            4 * settings.worker.batch_size // _bundle_inputs(settings.worker.batch_size), 16
+        ),
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
@@ -298,10 +325,13 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     )
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
+    bundles = BundleCodec(catalog)
     runners: dict[str, _EntityAgent] = {}
     routers: dict[str, Router] = {}
     for entity in model.entities.values():
-        runners[entity.name] = _add_entity(app, settings, entity, catalog, producer, metrics)
+        runners[entity.name] = _add_entity(
+            app, settings, entity, catalog, producer, metrics, bundles
+        )
         routers[entity.name] = Router(
             kafka,
             group_name(settings.namespace, f"router-{entity.name}"),
@@ -311,6 +341,8 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
             ],
             topic_name(settings.namespace, entity.name, Stage.RESOLVE),
             margin_ms=settings.worker.router_margin_ms,
+            bundles=bundles,
+            bundle_inputs=_bundle_inputs(settings.worker.batch_size),
         )
     resolve_topics = {topic_name(settings.namespace, e, Stage.RESOLVE): e for e in model.entities}
     owned: set[TP] = set()  # this worker's resolve partitions
@@ -364,8 +396,9 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
                 lag = None if busy else await asyncio.to_thread(probe.lag, mine)
                 if runner.stall.check(lag, time.monotonic()):
                     log.critical(
-                        "%s: %d input(s) wait on %s and the stream took none for %.0f s (a stalled "
-                        "consumer); exiting so that a restart resumes from the committed offsets",
+                        "%s: %d message(s) (bundles of inputs) wait on %s and the stream took "
+                        "none for %.0f s (a stalled consumer); exiting so that a restart resumes "
+                        "from the committed offsets",
                         entity,
                         lag or 0,
                         topic,
@@ -393,6 +426,7 @@ def _add_entity(
     catalog: SchemaCatalog,
     producer: HubProducer,
     metrics: WorkerMetrics,
+    bundles: BundleCodec,
 ) -> _EntityAgent:
     pipeline = EntityPipeline(
         entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
@@ -422,6 +456,6 @@ def _add_entity(
         value_type=bytes,
         changelog_topic=changelog,
     )
-    runner = _EntityAgent(pipeline, table, producer, settings, metrics)
+    runner = _EntityAgent(pipeline, table, producer, settings, metrics, bundles)
     app.agent(resolve, name=f"mdhub.{entity.name}.resolve", concurrency=1)(runner.run)
     return runner

@@ -14,10 +14,11 @@ order that does not depend on when a consumer happened to fetch what:
   ``ListOffsets`` request) that the partition had nothing unread at a moment later than the
   record's time plus a safety margin.
 
-The same inputs therefore give the same order live and on replay. The resolve topic is keyed like
-the input and written to the entity's shard partition (partition 0 unless the model shards); the
-headers carry the input's coordinates, so rejections, ledgers and reconciliation still name the
-source topic, partition and offset. Delivery is at-least-once: offsets are committed only after
+The same inputs therefore give the same order live and on replay. The inputs of a round go to the
+entity's shard partition (partition 0 unless the model shards) in bundles (:mod:`mdhub.stream.bundle`)
+that keep each input's coordinates, so rejections, ledgers and reconciliation still name the source
+topic, partition and offset; an input too large for a bundle goes alone, keyed like the input,
+with its coordinates in headers. Delivery is at-least-once: offsets are committed only after
 Kafka has the forwarded records, and the worker's ledger skips what a restarted router sends again.
 """
 
@@ -38,6 +39,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.kafka.producer import HubProducer
 from mdhub.settings import KafkaSettings
+from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec, oversized, runs
 
 __all__ = [
     "H_KEY_NONE",
@@ -195,6 +197,8 @@ class Router:
         margin_ms: int = 100,
         batch: int = 2000,
         shard_of: ShardOf | None = None,
+        bundles: BundleCodec,
+        bundle_inputs: int = MAX_INPUTS,
     ) -> None:
         self.kafka = kafka
         self.group = group
@@ -203,6 +207,8 @@ class Router:
         self.margin_ms = margin_ms
         self.batch = batch
         self.shard_of = shard_of
+        self.bundles = bundles
+        self.bundle_inputs = max(1, min(bundle_inputs, MAX_INPUTS))
         self.forwarded = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -319,30 +325,43 @@ class Router:
         if not ready:
             return
         last: dict[TP, int] = {}
+        shards: dict[int, list[Pending]] = {}
         for record in ready:
-            headers: list[tuple[str, str | bytes | None]] = [
-                (H_TOPIC, record.topic.encode()),
-                (H_PARTITION, str(record.partition).encode()),
-                (H_OFFSET, str(record.offset).encode()),
-                (H_TIMESTAMP, str(record.timestamp).encode()),
-            ]
-            if record.key is None:
-                headers.append((H_KEY_NONE, b"1"))
             shard = self.shard_of(record) if self.shard_of is not None else None
-            producer.produce(
-                self.resolve_topic,
-                record.key,
-                record.value,
-                partition=shard_partition(shard, resolve_partitions),
-                headers=headers,
-            )
+            shards.setdefault(shard_partition(shard, resolve_partitions), []).append(record)
             last[(record.topic, record.partition)] = record.offset
+        for partition, records in shards.items():
+            for run in runs(records, self.bundle_inputs):
+                if len(run) == 1 and oversized(run[0]):
+                    self._forward_single(producer, run[0], partition)
+                    continue
+                producer.produce(
+                    self.resolve_topic,
+                    None,
+                    self.bundles.encode(run),
+                    partition=partition,
+                    headers=[(H_BUNDLE, str(len(run)).encode())],
+                )
         producer.deliver_all(300.0)
         consumer.commit(
             offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
             asynchronous=False,
         )
         self.forwarded += len(ready)
+
+    def _forward_single(self, producer: HubProducer, record: Pending, partition: int) -> None:
+        """Forward an input too large for a bundle on its own, its coordinates in headers."""
+        headers: list[tuple[str, str | bytes | None]] = [
+            (H_TOPIC, record.topic.encode()),
+            (H_PARTITION, str(record.partition).encode()),
+            (H_OFFSET, str(record.offset).encode()),
+            (H_TIMESTAMP, str(record.timestamp).encode()),
+        ]
+        if record.key is None:
+            headers.append((H_KEY_NONE, b"1"))
+        producer.produce(
+            self.resolve_topic, record.key, record.value, partition=partition, headers=headers
+        )
 
     def _check_caught_up(
         self, consumer: Consumer, admin: AdminClient, merge: OrderedMerge, tps: list[TP]
