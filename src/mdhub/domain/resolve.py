@@ -231,16 +231,21 @@ class _View:
     def __init__(self, ws: Workspace, out: Resolution) -> None:
         self.ws = ws
         self.out = out
+        # the workspace does not change while one input is resolved: each golden record is read
+        # from it once (a new record's id is looked up three times, as a miss in the store)
+        self._read: dict[str, GoldenRecord | None] = {}
 
     def golden(self, golden_id: str) -> GoldenRecord | None:
-        if golden_id in self.out.states:
-            return self.out.states[golden_id]
-        return self.ws.golden(golden_id)
+        state = self.out.states.get(golden_id)
+        if state is None:
+            read = self._read
+            if golden_id in read:
+                return read[golden_id]
+            state = read[golden_id] = self.ws.golden(golden_id)
+        return state
 
     def summary(self, ref: str) -> Summary | None:
-        if ref in self.out.summaries:
-            return self.out.summaries[ref]
-        return self.ws.summary(ref)
+        return self.out.summaries.get(ref) or self.ws.summary(ref)
 
     def put_summary(self, summary: Summary) -> None:
         if self.summary(summary.ref) != summary:

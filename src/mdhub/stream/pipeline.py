@@ -404,7 +404,7 @@ class _Workspace:
         self.pipeline = pipeline
         self.load_state = load_state
         self.index = index
-        self.summary = index.summary
+        self.summary = index.summaries.get  # the dict's own method: one call less per lookup
         self.block = index.block
 
     def golden(self, golden_id: str) -> GoldenRecord | None:
