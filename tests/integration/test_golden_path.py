@@ -278,6 +278,28 @@ def test_inputs_travel_in_bundles_and_one_too_large_for_a_bundle_alone(hub: Hub)
     assert sum(int(h[H_BUNDLE]) for h in bundles) + len(singles) >= inputs
 
 
+def test_a_bundle_that_does_not_decode_is_rejected_and_the_worker_goes_on(hub: Hub) -> None:
+    """A message on the internal resolve topic marked as a bundle whose bytes are no bundle (a
+    bug, or a foreign producer) lands on the rejected topic with its bytes; the worker goes on."""
+    from mdhub.stream.bundle import H_BUNDLE
+
+    resolve = hub.topic("customer", Stage.RESOLVE)
+    garbage = b"\xc3\x01 not a bundle at all"
+    hub.producer.produce(resolve, None, garbage, partition=0, headers=[(H_BUNDLE, b"3")])
+    hub.producer.deliver_all(30)
+    hub.publish([hub.change("AFTER-BAD-BUNDLE", 1, {"first_name": "Ada", "last_name": "King"})])
+
+    def routed_rejects() -> list[dict]:
+        return [v for _, v in hub.read("customer", Stage.REJECTED) if v["stage"] == "route"]
+
+    (reject,) = wait_for(routed_rejects, TIMEOUT, "the bad bundle on the rejected topic")
+    assert reject["value"] == garbage
+    assert reject["topic"] == resolve
+    assert reject["reasons"][0]["code"] in {"UNDECODABLE", "UNKNOWN_SCHEMA"}
+    golden_via_api(hub, "AFTER-BAD-BUNDLE", 1)  # processed after it: the worker did not stop
+    assert hub.alive("worker")
+
+
 def test_rule_violations_are_all_collected(hub: Hub) -> None:
     hub.publish(
         [

@@ -29,7 +29,8 @@ from rocksdict import WriteBatch
 
 from mdhub.domain.ledger import Ledger, commands_ledger_key, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
-from mdhub.errors import PublishError
+from mdhub.domain.records import Reason
+from mdhub.errors import DecodeError, PublishError
 from mdhub.kafka.config import FLUSHED_LINGER_MS
 from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
@@ -39,7 +40,7 @@ from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
 from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
-from mdhub.stream.pipeline import EntityPipeline, Message, Outcome
+from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output
 from mdhub.stream.router import H_KEY_NONE, H_OFFSET, H_PARTITION, H_TIMESTAMP, H_TOPIC, Router
 from mdhub.stream.stall import LagProbe, StallWatch
 
@@ -202,7 +203,14 @@ class _EntityAgent:
             partition = event.message.partition  # the shard: its RocksDB and identity index
             db = store._db_for_partition(partition)
             index = self.index_for(partition)
-            for message in _inputs(event, self.bundles):
+            try:
+                inputs = _inputs(event, self.bundles)
+            except DecodeError as exc:
+                for out in self._bad_bundle(event, exc):
+                    self.producer.produce(out.topic, out.key, out.value)
+                    outputs[out.topic] += 1
+                continue
+            for message in inputs:
                 if message.timestamp_ms:
                     published.append(message.timestamp_ms)
                 lkey = _ledger_key(pipeline, message)
@@ -283,6 +291,26 @@ class _EntityAgent:
         self.m_batch.observe(time.monotonic() - started)
         self.m_indexed.set(sum(len(index) for index in self.indexes.values()))
         self.m_largest.set(max((i.largest_block for i in self.indexes.values()), default=0))
+
+    def _bad_bundle(self, event: EventT[Any], exc: DecodeError) -> list[Output]:
+        """A resolve-topic message marked as a bundle that does not decode (a bug, or a foreign
+        producer on the internal topic): its bytes go to the rejected topic (stage ``route``,
+        coordinates on the resolve topic) instead of stopping the worker on it for good. Its
+        inputs are then missing from their partitions' ledgers, which ``mdhub reconcile`` shows."""
+        msg = event.message
+        timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
+        coords = Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
+        reason = Reason(exc.code, f"a bundle of inputs that does not decode: {exc}")
+        log.error(
+            "%s: rejecting %s[%d]@%d, a bundle that does not decode: %s",
+            self.pipeline.entity.name,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            exc,
+        )
+        self.m_rejected(self.pipeline.entity.name, exc.code).inc()
+        return self.pipeline.reject(coords, (reason,), "route").outputs
 
     async def _deliver(self) -> None:
         try:

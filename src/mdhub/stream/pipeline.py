@@ -153,6 +153,10 @@ class EntityPipeline:
         out = Output(self.rejected_topic, key, self.rejected_codec.encode(envelope))
         return StepResult(Outcome.REJECTED, [out], reasons=reasons)
 
+    def reject(self, msg: Message, reasons: tuple[Reason, ...], stage: str) -> StepResult:
+        """The rejection of ``msg`` (its bytes and coordinates kept) for ``reasons``."""
+        return self._reject(msg, reasons, stage)
+
     def decode_state(self, data: bytes | None) -> GoldenRecord | None:
         """Decode a stored state value."""
         return golden_from_avro(self.golden_codec.decode(data), self.entity) if data else None
