@@ -15,11 +15,12 @@ order that does not depend on when a consumer happened to fetch what:
   record's time plus a safety margin.
 
 The same inputs therefore give the same order live and on replay. The inputs of a round go to the
-entity's shard partition (partition 0 unless the model shards) in bundles (:mod:`mdhub.stream.bundle`)
-that keep each input's coordinates, so rejections, ledgers and reconciliation still name the source
-topic, partition and offset; an input too large for a bundle goes alone, keyed like the input,
-with its coordinates in headers. Delivery is at-least-once: offsets are committed only after
-Kafka has the forwarded records, and the worker's ledger skips what a restarted router sends again.
+entity's shard partition (partition 0 unless the model shards) in bundles
+(:mod:`mdhub.stream.bundle`) that keep each input's coordinates, so rejections, ledgers and
+reconciliation still name the source topic, partition and offset; an input too large for a bundle
+goes alone, keyed like the input, with its coordinates in headers. Delivery is at-least-once:
+offsets are committed only after Kafka has the forwarded records, and the worker's ledger skips
+what a restarted router sends again.
 """
 
 from __future__ import annotations
