@@ -63,6 +63,11 @@ def _bundle_inputs(batch_size: int) -> int:
     return max(1, min(MAX_INPUTS, batch_size))
 
 
+def _bundles_per_batch(batch_size: int) -> int:
+    """Resolve-topic messages a batch takes: at most ``batch_size`` inputs in full bundles."""
+    return max(1, batch_size // _bundle_inputs(batch_size))
+
+
 def _inputs(event: EventT[Any], bundles: BundleCodec) -> list[Message]:
     """The inputs a resolve-topic event carries: a bundle's, or the one of a single message."""
     msg = event.message
@@ -130,10 +135,7 @@ class _EntityAgent:
         }
         self.table = table
         self.producer = producer
-        # a batch takes this many resolve-topic messages: at most batch_size inputs in bundles
-        self.batch_size = max(
-            1, settings.worker.batch_size // _bundle_inputs(settings.worker.batch_size)
-        )
+        self.batch_size = _bundles_per_batch(settings.worker.batch_size)
         self.window = settings.worker.batch_window_s
         self.indexes: dict[int, IdentityIndex] = {}
         self.capped_logged: set[str] = set()
@@ -298,8 +300,7 @@ class _EntityAgent:
         coordinates on the resolve topic) instead of stopping the worker on it for good. Its
         inputs are then missing from their partitions' ledgers, which ``mdhub reconcile`` shows."""
         msg = event.message
-        timestamp = int(msg.timestamp * 1000) if msg.timestamp else None
-        coords = Message(msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value)
+        coords = _message(msg, {})  # no router headers: its own coordinates on the resolve topic
         reason = Reason(exc.code, f"a bundle of inputs that does not decode: {exc}")
         log.error(
             "%s: rejecting %s[%d]@%d, a bundle that does not decode: %s",
@@ -336,9 +337,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         topic_allow_declare=True,
         broker_max_poll_records=settings.worker.max_poll_records,
         # resolve-topic messages (bundles of up to 250 inputs) waiting for the agent: four batches
-        stream_buffer_maxsize=max(
-            4 * settings.worker.batch_size // _bundle_inputs(settings.worker.batch_size), 16
-        ),
+        stream_buffer_maxsize=max(4 * _bundles_per_batch(settings.worker.batch_size), 16),
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         table_standby_replicas=0,

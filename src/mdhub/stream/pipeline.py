@@ -130,7 +130,7 @@ class EntityPipeline:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _reject(
+    def reject(
         self,
         msg: Message,
         reasons: tuple[Reason, ...],
@@ -159,10 +159,6 @@ class EntityPipeline:
         out = Output(self.rejected_topic, key, self.rejected_codec.encode(envelope))
         return StepResult(Outcome.REJECTED, [out], reasons=reasons)
 
-    def reject(self, msg: Message, reasons: tuple[Reason, ...], stage: str) -> StepResult:
-        """The rejection of ``msg`` (its bytes and coordinates kept) for ``reasons``."""
-        return self._reject(msg, reasons, stage)
-
     def decode_state(self, data: bytes | None) -> GoldenRecord | None:
         """Decode a stored state value."""
         return golden_from_avro(self.golden_codec.decode(data), self.entity) if data else None
@@ -176,7 +172,7 @@ class EntityPipeline:
     def parse(self, msg: Message) -> CandidateChange | StepResult:
         """Decode and validate a source message: a candidate change, or the rejection."""
         if msg.value is None:
-            return self._reject(
+            return self.reject(
                 msg, (Reason(ReasonCode.UNDECODABLE, "message has no value"),), "validate"
             )
         if len(msg.value) > self.max_payload_bytes:
@@ -184,11 +180,11 @@ class EntityPipeline:
                 ReasonCode.OVERSIZED,
                 f"payload of {len(msg.value)} bytes exceeds the limit of {self.max_payload_bytes}",
             )
-            return self._reject(msg, (reason,), "validate")
+            return self.reject(msg, (reason,), "validate")
         try:
             change = change_from_avro(self.change_codec.decode(msg.value))
         except DecodeError as exc:
-            return self._reject(msg, (Reason(exc.code, str(exc)),), "validate")
+            return self.reject(msg, (Reason(exc.code, str(exc)),), "validate")
         reasons: list[Reason] = []
         if change.entity != self.entity.name:
             reasons.append(
@@ -227,7 +223,7 @@ class EntityPipeline:
         reasons.extend(problems)
         reasons.extend(validate_change(self.entity, change))
         if reasons:
-            return self._reject(msg, tuple(reasons), "validate", change)
+            return self.reject(msg, tuple(reasons), "validate", change)
         return change
 
     def workspace(self, load_state: StateLoader, index: IdentityIndex) -> _Workspace:
@@ -247,7 +243,7 @@ class EntityPipeline:
         ws = self.workspace(load_state, index)
         resolution = self.resolver.resolve(ws, change)
         if resolution.rejected is not None:
-            return self._reject(msg, resolution.rejected.reasons, "merge", change)
+            return self.reject(msg, resolution.rejected.reasons, "merge", change)
         return self._resolved(resolution, ws, index)
 
     def _resolved(self, resolution: Resolution, ws: _Workspace, index: IdentityIndex) -> StepResult:
@@ -301,23 +297,23 @@ class EntityPipeline:
     ) -> StepResult:
         """Apply one steward command from the commands topic."""
         if msg.value is None:
-            return self._reject(
+            return self.reject(
                 msg, (Reason(ReasonCode.UNDECODABLE, "command has no value"),), "steward"
             )
         try:
             data = self.command_codec.decode(msg.value)
             command = command_from_avro(data, self.entity)
         except DecodeError as exc:
-            return self._reject(msg, (Reason(exc.code, str(exc)),), "steward")
+            return self.reject(msg, (Reason(exc.code, str(exc)),), "steward")
         except (ValueError, KeyError) as exc:
-            return self._reject(
+            return self.reject(
                 msg,
                 (Reason("MALFORMED_COMMAND", f"not a valid steward command: {exc}"),),
                 "steward",
             )
         if command.entity != self.entity.name:
             reason = Reason(ReasonCode.WRONG_ENTITY, f"a {command.entity!r} command on {msg.topic}")
-            return self._reject(msg, (reason,), "steward")
+            return self.reject(msg, (reason,), "steward")
         index = index if index is not None else IdentityIndex()
         ws = self.workspace(load_state, index)
         if command.action in IDENTITY_ACTIONS:
@@ -334,7 +330,7 @@ class EntityPipeline:
                 if outcome.golden.status is GoldenStatus.ERASED and state is not None:
                     resolution.summaries.update(self.resolver.erase_summaries(ws, state))
         if resolution.rejected is not None:
-            return self._reject(msg, resolution.rejected.reasons, "steward")
+            return self.reject(msg, resolution.rejected.reasons, "steward")
         return self._resolved(resolution, ws, index)
 
     def _identity_command(self, ws: _Workspace, command: StewardCommand) -> Resolution:

@@ -209,7 +209,7 @@ class Router:
         self.batch = batch
         self.shard_of = shard_of
         self.bundles = bundles
-        self.bundle_inputs = max(1, min(bundle_inputs, MAX_INPUTS))
+        self.bundle_inputs = bundle_inputs
         self.forwarded = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
