@@ -1198,3 +1198,21 @@ def test_early_exit_on_the_shipped_model_stops_at_a_different_birth_date() -> No
     assert full.ruled_out
     twin = features(spec, {**grace, "email": "g@example.com"})
     assert compare(spec, fa, twin, early_exit=True) == compare(spec, fa, twin)
+
+
+def test_early_exit_reads_the_cheapest_rule_first() -> None:
+    # both rules of the shipped model fire for this pair; a date is cheaper to compare than a
+    # name (a name also gets its nickname and swapped-name checks), so early exit stops there
+    spec = load_model(REPO / "config" / "model.yaml").entity("customer").matching
+    assert spec is not None
+    ada = {"first_name": "Ada", "last_name": "Byron", "birth_date": dt.date(1815, 12, 10)}
+    sister = {"first_name": "Mary", "last_name": "Byron", "birth_date": dt.date(1818, 4, 1)}
+    fa, fb = features(spec, ada), features(spec, sister)
+
+    early = compare(spec, fa, fb, early_exit=True)
+    full = compare(spec, fa, fb)
+
+    assert (early.rule, early.partial, early.ruled_out) == ("different_birth_date", True, True)
+    assert full.ruled_out and full.rule == "different_birth_date"
+    order = [spec._plan.comparators[i].key for i, rules in spec._plan.exit_order if rules]
+    assert order == ["birth_date:date", "first_name"]

@@ -323,3 +323,31 @@ def test_unknown_source_counts_as_least_trusted() -> None:
 
     assert value == "from the shop"
     assert lineage.source == "shop"
+
+
+def test_a_lone_record_gives_what_every_rule_gives_with_other_records_holding_nothing() -> None:
+    # one record (most golden records) takes a shorter path than several: the result is the same
+    lone = rec(
+        "shop",
+        "S1",
+        at=hours(3),
+        name="Ada",
+        email="ada@example.com",
+        city="London",
+        street="12 Long Road",
+        low=1.5,
+        high=7,
+        since=dt.date(2020, 5, 1),
+        tier="gold",
+        tags=("vip", "app", "vip"),
+    )
+    empty = rec("crm", "C1", at=hours(1))
+
+    attributes, lineage = survive(ENTITY, [lone])
+
+    assert (attributes, lineage) == survive(ENTITY, [lone, empty])
+    assert attributes["tags"] == ("app", "vip")
+    assert list(attributes) == list(ENTITY.attributes)
+    assert {(ln.source, ln.source_key) for ln in lineage.values()} == {("shop", "S1")}
+    assert lineage["tier"] == Lineage("shop", "S1", "max", hours(3))
+    assert lineage["tier"] is lineage["high"]  # one lineage per rule, shared

@@ -317,8 +317,12 @@ class Resolver:
         seen: set[str] = {mine.ref}
         # per golden id: the key that found it first, and its records in the blocks' order
         found: dict[str, tuple[str, list[Summary]]] = {}
+        # the blocks hold tens of records each: view.summary and Summary.indexed, inlined
+        changed = out.summaries.get
+        stored = view.ws.summary
+        block = view.ws.block
         for key in mine.keys:
-            refs = view.ws.block(key)
+            refs = block(key)
             if len(refs) > cap:
                 out.capped.append(key)
                 refs = refs[-cap:]
@@ -326,8 +330,8 @@ class Resolver:
                 if ref in seen:
                     continue
                 seen.add(ref)
-                other = view.summary(ref)
-                if other is None or not other.indexed or other.golden_id in exclude:
+                other = changed(ref) or stored(ref)
+                if other is None or not (other.active and other.keys) or other.golden_id in exclude:
                     continue
                 entry = found.get(other.golden_id)
                 if entry is None:
@@ -349,12 +353,18 @@ class Resolver:
         score is highest (ties: the smaller ref), which explanations name. None when a
         ``no_match`` rule fires with any member (``mine`` is provably another entity, so the
         golden record is no candidate at all) or a steward decision keeps every member apart."""
-        assert self.spec is not None
+        spec = self.spec
+        assert spec is not None
         scored: list[tuple[str, MatchScore]] = []
+        features = mine.features
+        # steward decisions are rare: test them only when either record carries one
+        steward = bool(mine.not_match or mine.alone)
         for other in members:
-            if self._blocked_by_steward(view, mine, other):
+            if (steward or other.not_match or other.alone) and self._blocked_by_steward(
+                view, mine, other
+            ):
                 continue
-            score = compare(self.spec, mine.features, other.features, early_exit=True)
+            score = compare(spec, features, other.features, early_exit=True)
             view.out.comparisons += 1
             if score.ruled_out:
                 return None
@@ -362,7 +372,7 @@ class Resolver:
         if not scored:
             return None
         ref = min(scored, key=lambda item: (-item[1].score, item[0]))[0]
-        return ref, combine(self.spec, [score for _, score in scored])
+        return ref, combine(spec, [score for _, score in scored])
 
     def _matches(self, view: _View, mine: Summary, ordered: list[_Candidate]) -> list[_Candidate]:
         """The candidates (best first) ``mine`` is linked to, and so merged with each other.

@@ -101,7 +101,7 @@ def _choose(
     elif rule is Rule.UNION:
         merged: set[str] = set()
         for _, value in candidates:
-            merged.update(value if isinstance(value, tuple) else (str(value),))
+            merged.update(_members(value))
         record, _ = max(candidates, key=by_priority)
         value = tuple(sorted(merged))
     else:  # pragma: no cover - Rule is closed
@@ -133,6 +133,29 @@ STEWARD = "steward"
 OVERRIDE_RULE = "steward_override"
 
 
+_Plan = tuple[tuple[str, AttributeSpec, Rule, str], ...]
+_PLANS: dict[int, tuple[EntityModel, _Plan]] = {}
+_UNION = Rule.UNION
+
+
+def _plan(entity: EntityModel) -> _Plan:
+    """Per attribute in model order: its name, spec, rule and the rule's name. Computed once per
+    entity model: an enum member's ``value`` is a property, read twelve times per record."""
+    cached = _PLANS.get(id(entity))
+    if cached is None or cached[0] is not entity:  # the entity is kept: its id is never reused
+        plan = tuple(
+            (name, spec, spec.survivorship, spec.survivorship.value)
+            for name, spec in entity.attributes.items()
+        )
+        cached = _PLANS[id(entity)] = (entity, plan)
+    return cached[1]
+
+
+def _members(value: Value) -> tuple[str, ...]:
+    """The members a value adds to a union: a list's items, or the value as text."""
+    return value if isinstance(value, tuple) else (str(value),)
+
+
 def survive(
     entity: EntityModel, sources: Sequence[SourceRecord], overrides: Sequence[Override] = ()
 ) -> tuple[dict[str, Value], dict[str, Lineage]]:
@@ -148,11 +171,14 @@ def survive(
         ``(attributes, lineage)``: attributes with a value, in model order, and for each of them the
         source record and rule that won.
     """
+    plan = _plan(entity)
+    if len(sources) == 1 and not overrides:
+        return _lone(plan, sources[0])
     attributes: dict[str, Value] = {}
     lineage: dict[str, Lineage] = {}
     pinned = {o.attribute: o for o in overrides}
     shared: dict[tuple[int, str], Lineage] = {}  # one (immutable) Lineage per winner and rule
-    for name, spec in entity.attributes.items():
+    for name, spec, rule, rule_name in plan:
         if name in pinned:
             pin = pinned[name]
             attributes[name] = pin.value
@@ -163,16 +189,36 @@ def survive(
         ]
         if not candidates:
             continue
-        if len(candidates) == 1 and spec.survivorship is not Rule.UNION:
+        if len(candidates) == 1 and rule is not _UNION:
             winner, value = candidates[0]  # the common case: every rule agrees on a lone value
         else:
             value, winner = _choose(spec, entity, candidates)
         attributes[name] = value
-        rule = spec.survivorship.value
-        found = shared.get((id(winner), rule))
+        found = shared.get((id(winner), rule_name))
         if found is None:
-            found = shared[(id(winner), rule)] = Lineage(
-                winner.source, winner.source_key, rule, winner.occurred_at
+            found = shared[(id(winner), rule_name)] = Lineage(
+                winner.source, winner.source_key, rule_name, winner.occurred_at
+            )
+        lineage[name] = found
+    return attributes, lineage
+
+
+def _lone(plan: _Plan, record: SourceRecord) -> tuple[dict[str, Value], dict[str, Lineage]]:
+    """:func:`survive` of one source record without overrides (most golden records): every rule
+    picks its value, a union its distinct members in order."""
+    values = record.attributes
+    attributes: dict[str, Value] = {}
+    lineage: dict[str, Lineage] = {}
+    shared: dict[str, Lineage] = {}  # one Lineage per rule
+    for name, _, rule, rule_name in plan:
+        if name not in values:
+            continue
+        value = values[name]
+        attributes[name] = tuple(sorted(set(_members(value)))) if rule is _UNION else value
+        found = shared.get(rule_name)
+        if found is None:
+            found = shared[rule_name] = Lineage(
+                record.source, record.source_key, rule_name, record.occurred_at
             )
         lineage[name] = found
     return attributes, lineage

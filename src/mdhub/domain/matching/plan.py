@@ -164,11 +164,31 @@ class Plan:
     # (attribute, ((feature key, derive function), ...)) in a fixed order
     feature_steps: tuple[tuple[str, tuple[tuple[str, Callable[[Any, str], Any]], ...]], ...]
     rules: tuple[CompiledRule, ...]
-    # For compare(..., early_exit=True): comparators that a no-match rule reads come first, and
-    # after each of them the rules reading it; rules on plain texts are checked before any.
+    # For compare(..., early_exit=True): comparators that a no-match rule reads come first (the
+    # cheapest first), and after each of them the rules reading it; rules on plain texts are
+    # checked before any.
     exit_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
     text_exit_rules: tuple[CompiledRule, ...] = ()
     full_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
+
+
+# Relative cost of one similarity: exact and numeric compare two values, a date a few parts; the
+# fuzzy methods walk the strings (a swap check runs the method twice more, nicknames a set test).
+_METHOD_COST = {
+    Method.EXACT.value: 1,
+    Method.NUMERIC.value: 1,
+    Method.DATE.value: 2,
+    Method.PHONETIC.value: 2,
+}
+
+
+def _cost(c: CompiledComparator) -> int:
+    cost = _METHOD_COST.get(c.method, 5)
+    if c.swap_key is not None:
+        cost += 10
+    if c.nick_key is not None:
+        cost += 2
+    return cost
 
 
 def _exit_plan(
@@ -178,7 +198,9 @@ def _exit_plan(
     for rule in rules:
         if rule.no_match and rule.comparator is not None:
             by_comparator.setdefault(rule.comparator, []).append(rule)
-    first = sorted(by_comparator)
+    # the cheapest comparators first: any no-match rule that fires decides, so the order changes
+    # only which rule is named and how much work a pair that is ruled out costs
+    first = sorted(by_comparator, key=lambda i: (_cost(comparators[i]), i))
     order = [(i, tuple(by_comparator[i])) for i in first]
     order += [(i, ()) for i in range(len(comparators)) if i not in by_comparator]
     texts = tuple(r for r in rules if r.no_match and r.comparator is None)
