@@ -416,12 +416,22 @@ def _timestamp_from_millis(millis: int) -> dt.datetime:
 class _ReaderCompiler(_Compiler):
     """Generates the source of one reader function (same-schema reads, no resolution)."""
 
+    def long(self, target: str, indent: int) -> None:
+        """Read a ``long`` into ``target``: a one-byte value (lengths, counts, small numbers: most
+        of them) inline, any other through :func:`_read_long` (a call costs more than the read)."""
+        self.emit(indent, f"{target} = data[p]")
+        self.emit(indent, f"if {target} < 128:")
+        self.emit(indent + 1, "p += 1")
+        self.emit(indent + 1, f"{target} = ({target} >> 1) ^ -({target} & 1)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{target}, p = RL(data, p)")
+
     def timestamp_millis(self, target: str, indent: int) -> None:
-        self.emit(indent, f"{target}, p = RL(data, p)")
+        self.long(target, indent)
         self.emit(indent, f"{target} = TSR({target})")
 
     def date(self, target: str, indent: int) -> None:
-        self.emit(indent, f"{target}, p = RL(data, p)")
+        self.long(target, indent)
         self.emit(indent, f"{target} = DATEFROM({target} + DAYS)")
 
     def record(self, schema: dict[str, Any], target: str, indent: int) -> None:
@@ -435,7 +445,7 @@ class _ReaderCompiler(_Compiler):
     def enum(self, schema: dict[str, Any], target: str, indent: int) -> None:
         symbols = self.const(tuple(schema["symbols"]))
         index = self.var()
-        self.emit(indent, f"{index}, p = RL(data, p)")
+        self.long(index, indent)
         self.emit(indent, f"if not 0 <= {index} < {len(schema['symbols'])}: raise F('enum')")
         self.emit(indent, f"{target} = {symbols}[{index}]")
 
@@ -460,14 +470,14 @@ class _ReaderCompiler(_Compiler):
             self.emit(indent, f"if {target} > 1: raise F('boolean')")
             self.emit(indent, f"{target} = {target} == 1")
         elif kind in ("int", "long"):
-            self.emit(indent, f"{target}, p = RL(data, p)")
+            self.long(target, indent)
         elif kind in ("float", "double"):
             width, unpack = (4, "UF") if kind == "float" else (8, "UD")
             self.emit(indent, f"{target} = {unpack}(data, p)[0]")
             self.emit(indent, f"p += {width}")
         elif kind in ("string", "bytes"):
             size, stop = self.var(), self.var()
-            self.emit(indent, f"{size}, p = RL(data, p)")
+            self.long(size, indent)
             self.emit(indent, f"{stop} = p + {size}")
             self.emit(indent, f"if {size} < 0 or {stop} > end: raise F('eof')")
             decode = ".decode()" if kind == "string" else ""
@@ -479,10 +489,13 @@ class _ReaderCompiler(_Compiler):
     def union(self, branches: list[Any], target: str, indent: int) -> None:
         null_index, other = self.null_union(branches)
         index = self.var()
-        self.emit(indent, f"{index}, p = RL(data, p)")
-        self.emit(indent, f"if {index} == {null_index}:")
+        # a branch index of 0 or 1 is the single byte 0 or 2 (zig-zag): any other byte is
+        # out of range (or an odd long encoding of one) and goes to fastavro
+        self.emit(indent, f"{index} = data[p]")
+        self.emit(indent, "p += 1")
+        self.emit(indent, f"if {index} == {2 * null_index}:")
         self.emit(indent + 1, f"{target} = None")
-        self.emit(indent, f"elif {index} == {1 - null_index}:")
+        self.emit(indent, f"elif {index} == {2 * (1 - null_index)}:")
         self.visit(other, target, indent + 1)
         self.emit(indent, "else:")
         self.emit(indent + 1, "raise F('union index')")
@@ -491,7 +504,7 @@ class _ReaderCompiler(_Compiler):
         count, item = self.var(), self.var()
         is_map = schema["type"] == "map"
         self.emit(indent, f"{target} = {{}}" if is_map else f"{target} = []")
-        self.emit(indent, f"{count}, p = RL(data, p)")
+        self.long(count, indent)
         self.emit(indent, f"while {count}:")
         # negative counts (blocks with byte sizes) are rare: fastavro reads those
         self.emit(indent + 1, f"if {count} < 0: raise F('sized block')")
@@ -504,7 +517,7 @@ class _ReaderCompiler(_Compiler):
         else:
             self.visit(schema["items"], item, indent + 2)
             self.emit(indent + 2, f"{target}.append({item})")
-        self.emit(indent + 1, f"{count}, p = RL(data, p)")
+        self.long(count, indent + 1)
 
 
 def compile_reader(schema: Any, named: Mapping[str, Any] | None = None) -> Reader:
