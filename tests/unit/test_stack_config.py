@@ -127,6 +127,55 @@ def test_server_properties_escape_paths_for_java(tmp_path: Path) -> None:
     assert "dir\\\\with \\u00fc" in log_dirs
 
 
+def _launch_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> list[str]:
+    """The command line launch_kafka would start (storage already formatted, nothing started)."""
+    settings = StackSettings(state_dir=tmp_path / "st", **overrides)
+    paths = kafka.kafka_paths(settings)
+    paths.data_dir.mkdir(parents=True)
+    (paths.data_dir / "meta.properties").write_text("formatted\n")
+    started: list[list[str]] = []
+
+    def start(argv: list[str], **kwargs: Any) -> int:
+        started.append(argv)
+        return 4242
+
+    monkeypatch.setattr(kafka, "find_java", lambda: "/opt/java/bin/java")
+    monkeypatch.setattr(kafka, "start_detached", start)
+    pid = kafka.launch_kafka(settings, "a.jar:b.jar", process.Deadline(10), lambda line: None)
+    assert pid == 4242
+    return started[0]
+
+
+def test_the_broker_jvm_gets_the_heap_and_the_quick_compiler_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = _launch_argv(tmp_path, monkeypatch)
+
+    assert argv[0] == "/opt/java/bin/java"
+    assert argv[1:4] == ["-Xms512m", "-Xmx1g", "-XX:TieredStopAtLevel=1"]
+    assert argv[-2:] == [
+        "kafka.Kafka",
+        str(kafka.kafka_paths(StackSettings(state_dir=tmp_path / "st")).config),
+    ]
+
+
+def test_broker_jvm_options_are_configurable_and_may_be_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = _launch_argv(tmp_path, monkeypatch, kafka_jvm_options="-XX:+AlwaysPreTouch -Dx='a b'")
+    assert argv[3:5] == ["-XX:+AlwaysPreTouch", "-Dx=a b"]
+
+    plain = _launch_argv(tmp_path / "plain", monkeypatch, kafka_jvm_options="")
+    assert not any(a.startswith("-XX:Tiered") for a in plain)
+
+
+def test_unbalanced_quotes_in_jvm_options_name_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(StackError, match="MDHUB_STACK__KAFKA_JVM_OPTIONS"):
+        _launch_argv(tmp_path, monkeypatch, kafka_jvm_options="-Dx='open")
+
+
 def test_log4j_writes_one_file_into_kafka_logs_dir() -> None:
     props = _properties(kafka.render_log4j_properties())
 

@@ -378,9 +378,16 @@ def launch_kafka(
         heap = shlex.split(settings.kafka_heap)
     except ValueError as exc:
         raise StackError(f"MDHUB_STACK__KAFKA_HEAP={settings.kafka_heap!r}: {exc}") from exc
+    try:
+        options = shlex.split(settings.kafka_jvm_options)
+    except ValueError as exc:
+        raise StackError(
+            f"MDHUB_STACK__KAFKA_JVM_OPTIONS={settings.kafka_jvm_options!r}: {exc}"
+        ) from exc
     argv = [
         java,
         *heap,
+        *options,
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.net.preferIPv4Stack=true",
