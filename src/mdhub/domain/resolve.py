@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -173,8 +173,9 @@ class Workspace(Protocol):
     def summary(self, ref: str) -> Summary | None:
         """The summary of a source record, or None if the hub has never seen it."""
 
-    def block(self, key: str) -> Sequence[str]:
-        """The refs in a block, oldest first."""
+    def block(self, key: str) -> Collection[str]:
+        """The refs in a block, oldest first (it may be a live view: read it before changing the
+        workspace)."""
 
 
 @dataclass(slots=True)
@@ -325,7 +326,7 @@ class Resolver:
             refs = block(key)
             if len(refs) > cap:
                 out.capped.append(key)
-                refs = refs[-cap:]
+                refs = list(refs)[-cap:]
             for ref in refs:
                 if ref in seen:
                     continue

@@ -9,7 +9,7 @@ writes of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 
 from mdhub.domain.resolve import Summary
@@ -69,10 +69,11 @@ class IdentityIndex:
         """The summary of ``ref``, or None."""
         return self.summaries.get(ref)
 
-    def block(self, key: str) -> Sequence[str]:
-        """The refs of a block, oldest first."""
+    def block(self, key: str) -> Collection[str]:
+        """The refs of a block, oldest first: a live view, not a copy (the blocks of a new record
+        hold tens of refs, read for every input), so the index must not change while it is read."""
         members = self.blocks.get(key)
-        return list(members) if members else ()
+        return members.keys() if members else ()
 
     def put(self, summary: Summary) -> None:
         """Add or replace a summary, moving it between blocks as its keys change."""
