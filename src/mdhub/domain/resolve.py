@@ -318,8 +318,9 @@ class Resolver:
         seen: set[str] = {mine.ref}
         # per golden id: the key that found it first, and its records in the blocks' order
         found: dict[str, tuple[str, list[Summary]]] = {}
-        # the blocks hold tens of records each: view.summary and Summary.indexed, inlined
-        changed = out.summaries.get
+        # the blocks hold tens of records each: view.summary and Summary.indexed, inlined (the
+        # input's own summaries, laid over the workspace's, are none until it is placed)
+        overlay = out.summaries
         stored = view.ws.summary
         block = view.ws.block
         for key in mine.keys:
@@ -331,7 +332,7 @@ class Resolver:
                 if ref in seen:
                     continue
                 seen.add(ref)
-                other = changed(ref) or stored(ref)
+                other = (overlay.get(ref) if overlay else None) or stored(ref)
                 if other is None or not (other.active and other.keys) or other.golden_id in exclude:
                     continue
                 entry = found.get(other.golden_id)
