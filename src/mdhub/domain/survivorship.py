@@ -135,6 +135,7 @@ OVERRIDE_RULE = "steward_override"
 
 _Plan = tuple[tuple[str, AttributeSpec, Rule, str], ...]
 _PLANS: dict[int, tuple[EntityModel, _Plan]] = {}
+_MAX_PLANS = 64
 _UNION = Rule.UNION
 
 
@@ -143,6 +144,8 @@ def _plan(entity: EntityModel) -> _Plan:
     entity model: an enum member's ``value`` is a property, read twelve times per record."""
     cached = _PLANS.get(id(entity))
     if cached is None or cached[0] is not entity:  # the entity is kept: its id is never reused
+        if len(_PLANS) >= _MAX_PLANS:  # models loaded again and again (tests, reloads)
+            _PLANS.clear()
         plan = tuple(
             (name, spec, spec.survivorship, spec.survivorship.value)
             for name, spec in entity.attributes.items()
