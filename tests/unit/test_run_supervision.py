@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,18 @@ def test_any_other_exit_stops_the_hub_with_the_log_tail(tmp_path: Path) -> None:
     failed.handle.close()
     assert str(raised.value).startswith("the worker exited with code 1; last lines of ")
     assert str(raised.value).endswith("last words")
+
+
+@pytest.mark.parametrize("sig", run_module.STOP_SIGNALS)
+def test_sigterm_and_sighup_stop_the_hub_as_ctrl_c_does(sig: signal.Signals) -> None:
+    before = signal.getsignal(sig)
+    cleaned: list[str] = []
+    with pytest.raises(KeyboardInterrupt), run_module._stopped_by_signals():
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler interrupts this at once
+            cleaned.append("not interrupted")
+        finally:
+            cleaned.append("children and stack stopped")
+    assert cleaned == ["children and stack stopped"]
+    assert signal.getsignal(sig) == before  # the previous handler is back

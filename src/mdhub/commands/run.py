@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from rich.markup import escape
@@ -36,8 +39,8 @@ def register(sub: Any) -> None:
         description="Start the local stack (no Docker), ensure topics, run a worker, the projector "
         "and the API as child processes, publish the sample data of config/sample/ (a customer "
         "known to all three sources, updates, a delete and bad records) and a generated data set "
-        "with known duplicates (`mdhub generate`), and print where to look. Ctrl-C stops it all "
-        "(the stack too, unless --keep-stack).",
+        "with known duplicates (`mdhub generate`), and print where to look. Ctrl-C (or SIGTERM, "
+        "SIGHUP) stops it all (the stack too, unless --keep-stack).",
     )
     run.add_argument(
         "--sample-dir",
@@ -136,8 +139,34 @@ def _samples(sample_dir: Path, ctx: Context) -> list[tuple[str, str, Path]]:
     return found
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Stop ``mdhub run`` as Ctrl-C does: children and stack stopped, not left behind."""
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Turn SIGTERM (a process manager, ``kill``) and SIGHUP (the terminal closed) into the
+    KeyboardInterrupt of Ctrl-C while the hub runs, so its clean-up runs for them too; the
+    previous handlers come back afterwards."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_all(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the hub until Ctrl-C."""
+    """Run the hub until Ctrl-C (or SIGTERM, SIGHUP)."""
+    with _stopped_by_signals():
+        return _run_all(args, settings)
+
+
+def _run_all(args: argparse.Namespace, settings: Settings) -> int:
     from mdhub.cache.views import RedisGoldenCache
     from mdhub.stack import stack_down, stack_up
 
