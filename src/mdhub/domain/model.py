@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -107,6 +107,19 @@ class EntityModel:
     default_rule: Rule
     matching: MatchingSpec | None = None
     default_region: str | None = None
+    survival: tuple[tuple[str, AttributeSpec, Rule, str], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """Per attribute in declaration order: name, spec, survivorship rule and the rule's name,
+    derived once (survivorship reads them for every golden version; an enum member's ``value`` is
+    a property)."""
+
+    def __post_init__(self) -> None:
+        survival = tuple(
+            (name, spec, spec.survivorship, spec.survivorship.value)
+            for name, spec in self.attributes.items()
+        )
+        object.__setattr__(self, "survival", survival)
 
     def trust(self, source: str) -> int:
         """Return the trust of ``source`` (0 for a source the model does not know)."""

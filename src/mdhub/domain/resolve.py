@@ -318,13 +318,8 @@ class Resolver:
         seen: set[str] = {mine.ref}
         # per golden id: the key that found it first, and its records in the blocks' order
         found: dict[str, tuple[str, list[Summary]]] = {}
-        # the blocks hold tens of records each: view.summary and Summary.indexed, inlined (the
-        # input's own summaries, laid over the workspace's, are none until it is placed)
-        overlay = out.summaries
-        stored = view.ws.summary
-        block = view.ws.block
         for key in mine.keys:
-            refs = block(key)
+            refs = view.ws.block(key)
             if len(refs) > cap:
                 out.capped.append(key)
                 refs = list(refs)[-cap:]
@@ -332,8 +327,8 @@ class Resolver:
                 if ref in seen:
                     continue
                 seen.add(ref)
-                other = (overlay.get(ref) if overlay else None) or stored(ref)
-                if other is None or not (other.active and other.keys) or other.golden_id in exclude:
+                other = view.summary(ref)
+                if other is None or not other.indexed or other.golden_id in exclude:
                     continue
                 entry = found.get(other.golden_id)
                 if entry is None:
@@ -359,12 +354,8 @@ class Resolver:
         assert spec is not None
         scored: list[tuple[str, MatchScore]] = []
         features = mine.features
-        # steward decisions are rare: test them only when either record carries one
-        steward = bool(mine.not_match or mine.alone)
         for other in members:
-            if (steward or other.not_match or other.alone) and self._blocked_by_steward(
-                view, mine, other
-            ):
+            if self._blocked_by_steward(view, mine, other):
                 continue
             score = compare(spec, features, other.features, early_exit=True)
             view.out.comparisons += 1

@@ -133,25 +133,8 @@ STEWARD = "steward"
 OVERRIDE_RULE = "steward_override"
 
 
-_Plan = tuple[tuple[str, AttributeSpec, Rule, str], ...]
-_PLANS: dict[int, tuple[EntityModel, _Plan]] = {}
-_MAX_PLANS = 64
+_Plan = tuple[tuple[str, AttributeSpec, Rule, str], ...]  # EntityModel.survival
 _UNION = Rule.UNION
-
-
-def _plan(entity: EntityModel) -> _Plan:
-    """Per attribute in model order: its name, spec, rule and the rule's name. Computed once per
-    entity model: an enum member's ``value`` is a property, read twelve times per record."""
-    cached = _PLANS.get(id(entity))
-    if cached is None or cached[0] is not entity:  # the entity is kept: its id is never reused
-        if len(_PLANS) >= _MAX_PLANS:  # models loaded again and again (tests, reloads)
-            _PLANS.clear()
-        plan = tuple(
-            (name, spec, spec.survivorship, spec.survivorship.value)
-            for name, spec in entity.attributes.items()
-        )
-        cached = _PLANS[id(entity)] = (entity, plan)
-    return cached[1]
 
 
 def _members(value: Value) -> tuple[str, ...]:
@@ -174,7 +157,7 @@ def survive(
         ``(attributes, lineage)``: attributes with a value, in model order, and for each of them the
         source record and rule that won.
     """
-    plan = _plan(entity)
+    plan = entity.survival
     if len(sources) == 1 and not overrides:
         return _lone(plan, sources[0])
     attributes: dict[str, Value] = {}
