@@ -1,6 +1,9 @@
 # mdhub: the documented entry points. `make help` lists them.
 SHELL := /bin/bash
-PYTHON ?= python3
+# the interpreter of .venv: see .ci/pick-python (give PYTHON=... to choose another)
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell bash .ci/pick-python)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,11 +15,11 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-system: ## install missing system packages (Java, Maven, redis-server) with apt-get
-	@bash .ci/system-deps
+system: ## install missing system packages (Java, Maven, redis-server, venv) with apt-get
+	@bash .ci/system-deps "$(PYTHON)"
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON) ..." && $(PYTHON) -m venv $(VENV); }
 	@echo "installing the Python environment into $(VENV) ..."
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e ".[dev]"
