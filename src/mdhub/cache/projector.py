@@ -25,7 +25,7 @@ from mdhub.domain.model import EntityModel
 from mdhub.domain.records import GoldenStatus
 from mdhub.errors import DecodeError, RedisUnavailableError
 from mdhub.kafka.config import consumer_config
-from mdhub.kafka.reading import read_to_end, snapshot_ends
+from mdhub.kafka.reading import consume_ready, read_to_end, snapshot_ends
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.serde.generate import fullname
@@ -227,7 +227,7 @@ class Projector:
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + MARKER_CHECK_S
                     self._refill_if_lost(consumer)
-                messages = [m for m in consumer.consume(BATCH, timeout=0.5) if m.error() is None]
+                messages = [m for m in consume_ready(consumer, BATCH, 0.5) if m.error() is None]
                 if not messages:
                     continue
                 try:

@@ -39,6 +39,7 @@ from confluent_kafka.admin import AdminClient
 from mdhub.errors import KafkaUnavailableError
 from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.kafka.lag import log_offsets
+from mdhub.kafka.reading import consume_ready
 from mdhub.naming import Stage, group_name
 from mdhub.ops.lag import GroupInfo, LagSnapshot, OffsetSample, PartitionKey
 from mdhub.settings import KafkaSettings
@@ -342,7 +343,7 @@ class KafkaLagSource:
                 if remaining <= 0:
                     _log.debug("no message found in time at %d offset(s)", len(todo) - len(found))
                     break
-                for msg in consumer.consume(num_messages=100, timeout=min(0.2, remaining)):
+                for msg in consume_ready(consumer, 100, min(0.2, remaining)):
                     tp = (str(msg.topic()), int(msg.partition() or 0))
                     if tp in found or tp not in todo:
                         continue

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from mdhub.errors import DecodeError
+from mdhub.kafka.reading import consume_ready
 from mdhub.serde.catalog import AvroCodec, SchemaCatalog
 from mdhub.stream.pipeline import Message
 
@@ -178,7 +179,7 @@ class InputCounter:
                         f"could not read {self.topic}[{partition}] up to offset {end} within "
                         f"{timeout:.0f}s"
                     )
-                for msg in self.consumer.consume(1000, timeout=0.5):
+                for msg in consume_ready(self.consumer, 1000, 0.5):
                     if msg.error() is not None:
                         continue
                     offset = int(msg.offset() or 0)

@@ -39,6 +39,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.kafka.producer import HubProducer
+from mdhub.kafka.reading import consume_ready
 from mdhub.settings import KafkaSettings
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec, oversized, runs
 
@@ -302,7 +303,7 @@ class Router:
         merge: OrderedMerge,
         resolve_partitions: int,
     ) -> None:
-        for msg in consumer.consume(self.batch, timeout=0.05):
+        for msg in consume_ready(consumer, self.batch, 0.05):
             if msg.error() is not None:
                 log.warning("router fetch error: %s", msg.error())
                 continue
