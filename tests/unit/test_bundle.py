@@ -137,7 +137,6 @@ class _Consumer:
     def __init__(self, log: list[list[tuple[str, bytes]] | None]) -> None:
         self.log = log
         self.position = 0
-        self.reads = 0
         self.read: list[int] = []
 
     def assign(self, partitions: list[Any]) -> None:
@@ -152,7 +151,6 @@ class _Consumer:
             for o in range(self.position, min(len(self.log), self.position + min(n, 2)))
         ]
         self.position += len(out)
-        self.reads += len(out)
         self.read.extend(r.offset() for r in out)
         return out
 
