@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ def describe_machine(client: redis.Redis, kafka_version: str) -> dict[str, Any]:
         "memory_gib": _memory_gib(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        # which build: interpreters of one version differ in speed (a distribution's is linked
+        # statically and profile-optimised, a default pyenv build is neither)
+        "python_binary": os.path.realpath(sys.executable),
         "kafka": kafka_version,
         "redis_server": redis_server,
         "confluent_kafka": _version("confluent-kafka"),

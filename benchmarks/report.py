@@ -182,11 +182,16 @@ def _checks_text(results: dict[str, Any]) -> str:
     )
 
 
+def _binary(machine: dict[str, Any]) -> str:
+    binary = machine.get("python_binary")  # absent from results written before it was recorded
+    return f" (`{binary}`)" if binary else ""
+
+
 def _machine_text(results: dict[str, Any]) -> str:
     m = results["machine"]
     return (
         f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; "
-        f"Python {m['python']}; Kafka {m['kafka']}; Redis {m['redis_server']}; "
+        f"Python {m['python']}{_binary(m)}; Kafka {m['kafka']}; Redis {m['redis_server']}; "
         f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}); "
         f"faust-streaming {m['faust_streaming']} (aiokafka {m['aiokafka']}); "
         f"fastavro {m['fastavro']}; redis-py {m['redis_py']}"
