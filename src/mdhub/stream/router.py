@@ -39,7 +39,6 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from mdhub.kafka.config import admin_config, consumer_config
 from mdhub.kafka.producer import HubProducer
-from mdhub.kafka.reading import consume_ready
 from mdhub.settings import KafkaSettings
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec, oversized, runs
 
@@ -303,7 +302,11 @@ class Router:
         merge: OrderedMerge,
         resolve_partitions: int,
     ) -> None:
-        for msg in consume_ready(consumer, self.batch, 0.05):
+        # consume() waits up to 50 ms for a whole batch on purpose: that window gathers inputs into
+        # bundles. Taking only what had arrived (consume_ready) made bundles of a few inputs at a
+        # steady rate, and the worker, which waits ~15 ms for Kafka per batch, fell behind at
+        # 1,500 new keys/s (latency p50 7.4 s, against 1.6 s with the window).
+        for msg in consumer.consume(self.batch, timeout=0.05):
             if msg.error() is not None:
                 log.warning("router fetch error: %s", msg.error())
                 continue
