@@ -6,6 +6,7 @@ Everything started here is stopped by the caller's ``ExitStack``, also on Ctrl-C
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import IO
 from mdhub.errors import StackError
 from mdhub.settings import KafkaSettings, RedisSettings, Settings, StackSettings, WorkerSettings
 from mdhub.stack import stack_down, stack_status, stack_up
+from mdhub.stack.kafka import kafka_paths
 
 __all__ = [
     "HubProcess",
@@ -89,8 +91,20 @@ class LocalStack:
         self.started = False
 
     def up(self) -> tuple[str, str]:
-        """Start the stack (a running one is reused); return ``(bootstrap, redis_url)``."""
-        self.started = not stack_status(self.settings).ready
+        """Start the stack (a running one is reused); return ``(bootstrap, redis_url)``.
+
+        A broker it starts starts empty. Each run deletes its own topics at its end, but an
+        interrupted run leaves them, and deleted ones linger as ``-delete`` directories until the
+        broker removes them, a minute after it starts: during the next run. One state directory
+        held 454 partition directories of earlier runs, 210 of them deleted ones.
+        """
+        status = stack_status(self.settings)
+        self.started = not status.ready
+        if not status.kafka.running and not status.kafka.reachable:
+            data = kafka_paths(self.settings).data_dir
+            if data.exists():
+                self.report(f"emptying {data} (topics of earlier runs)")
+                shutil.rmtree(data)
         for attempt in range(4):
             try:
                 status = stack_up(self.settings, self.report)
