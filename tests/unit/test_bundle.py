@@ -155,7 +155,7 @@ class _Consumer:
         return out
 
 
-def test_input_counter_counts_bundles_by_their_header_and_reads_each_message_once() -> None:
+def test_input_counter_counts_bundles_and_does_not_read_what_it_counted_again() -> None:
     log: list[list[tuple[str, bytes]] | None] = [
         [(H_BUNDLE, b"250")],
         None,  # a single input (no headers at all)

@@ -28,10 +28,6 @@ def test_takes_what_has_arrived_without_waiting_for_a_full_batch() -> None:
 
     assert consume_ready(consumer, 500, timeout=0.5) == ["a", "b", "c"]  # type: ignore[arg-type]
     assert consumer.blocked_s == 0.0
-    # consume(500, 0.5) on the same queue blocks for the timeout: the latency this avoids
-    plain = _FetchQueue(["a", "b", "c"])
-    assert plain.consume(500, timeout=0.5) == ["a", "b", "c"]
-    assert plain.blocked_s == 0.5
 
 
 def test_a_full_batch_at_most() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "HubModel",
     "Rule",
     "SourceSpec",
+    "SurvivalPlan",
     "parse_model",
 ]
 
@@ -92,6 +93,10 @@ class SourceSpec:
     description: str = ""
 
 
+SurvivalPlan = tuple[tuple[str, AttributeSpec, Rule, str], ...]
+"""Per attribute: name, spec, survivorship rule and the rule's name (:attr:`EntityModel.survival`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EntityModel:
     """An entity type: attributes in declaration order, its sources, and how its records match.
@@ -107,9 +112,7 @@ class EntityModel:
     default_rule: Rule
     matching: MatchingSpec | None = None
     default_region: str | None = None
-    survival: tuple[tuple[str, AttributeSpec, Rule, str], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    survival: SurvivalPlan = field(init=False, repr=False, compare=False)
     """Per attribute in declaration order: name, spec, survivorship rule and the rule's name,
     derived once (survivorship reads them for every golden version; an enum member's ``value`` is
     a property)."""

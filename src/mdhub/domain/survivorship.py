@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mdhub.domain.model import AttributeSpec, EntityModel, Rule
+from mdhub.domain.model import AttributeSpec, EntityModel, Rule, SurvivalPlan
 from mdhub.domain.records import Lineage, Override, SourceRecord, Value
 
 __all__ = ["survive"]
@@ -133,7 +133,6 @@ STEWARD = "steward"
 OVERRIDE_RULE = "steward_override"
 
 
-_Plan = tuple[tuple[str, AttributeSpec, Rule, str], ...]  # EntityModel.survival
 _UNION = Rule.UNION
 
 
@@ -189,7 +188,7 @@ def survive(
     return attributes, lineage
 
 
-def _lone(plan: _Plan, record: SourceRecord) -> tuple[dict[str, Value], dict[str, Lineage]]:
+def _lone(plan: SurvivalPlan, record: SourceRecord) -> tuple[dict[str, Value], dict[str, Lineage]]:
     """:func:`survive` of one source record without overrides (most golden records): every rule
     picks its value, a union its distinct members in order."""
     values = record.attributes
