@@ -8,11 +8,13 @@ This costs Redis one small publish per view and the benchmark no polling at all.
 
 from __future__ import annotations
 
+import csv
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -25,7 +27,7 @@ from dataset import ENTITY, Dataset
 from environment import HubProcess
 from topics import end_offsets
 
-__all__ = ["LatencyResult", "percentile", "run_latency"]
+__all__ = ["LatencyResult", "percentile", "run_latency", "write_trace"]
 
 _EVENTS = "notify-keyspace-events"
 
@@ -119,8 +121,11 @@ def run_latency(
     settled: Callable[[], bool] = lambda: False,
     quiet_s: float = 5.0,
     drain_s: float = 120.0,
+    trace: Path | None = None,
 ) -> LatencyResult:
-    """Publish ``dataset`` (new keys only) at ``rate`` per second and time each one into Redis."""
+    """Publish ``dataset`` (new keys only) at ``rate`` per second and time each one into Redis.
+
+    With ``trace``, write each record's moments there as CSV (see :func:`write_trace`)."""
     db = int(client.connection_pool.connection_kwargs.get("db", 0))
     prefix = f"__keyspace@{db}__:"
     channel = prefix + redis_key(settings.namespace, ENTITY, "golden", "")
@@ -182,6 +187,8 @@ def run_latency(
         golden_from,
         {gid.encode(): i for i, gid in enumerate(dataset.golden_ids)},
     )
+    if trace is not None:
+        write_trace(trace, sent_wall, produced, watcher.seen_wall)
     worker, projector = [], []
     for i, at in enumerate(sent_wall):
         made, seen_at = produced[i], watcher.seen_wall[i]
@@ -205,6 +212,32 @@ def run_latency(
         projector_p50_ms=percentile(projector, 0.50),
         projector_p95_ms=percentile(projector, 0.95),
     )
+
+
+def write_trace(
+    path: Path,
+    published: list[float],
+    produced: list[float | None],
+    seen: list[float | None],
+) -> None:
+    """Write one CSV row per record of the latency phase, in publishing order: when it was
+    published, when the worker produced its golden record (the record's Kafka timestamp) and when
+    it was readable in Redis, in Unix seconds (empty when never). Latency over the phase's time
+    shows what percentiles hide: a stall, a backlog that stays, a slow start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["index", "published_s", "golden_produced_s", "seen_in_redis_s"])
+        for i, at in enumerate(published):
+            made, shown = produced[i], seen[i]
+            out.writerow(
+                [
+                    i,
+                    f"{at:.4f}",
+                    "" if made is None else f"{made:.3f}",
+                    "" if shown is None else f"{shown:.4f}",
+                ]
+            )
 
 
 def _golden_times(

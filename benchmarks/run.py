@@ -14,7 +14,8 @@ One run, on one generated input:
    key is in Redis; then checks every key's version, the topics' counts (no reviews, no
    rejections) and the router, worker and projector groups' lag;
 5. latency: publishes new keys at ``--latency-rate`` for ``--latency-seconds`` and times each one
-   from publish to its golden version readable in Redis;
+   from publish to its golden version readable in Redis (``--latency-trace FILE``: each record's
+   times, to see latency over the phase);
 6. prints the figures, writes ``benchmarks/out/last.json`` and updates ``benchmarks/RESULTS.md``.
 
 Every process and server it started is stopped at the end, also on Ctrl-C or an error. Other
@@ -137,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phases.add_argument(
         "--latency-seconds", type=float, default=15.0, help="latency phase length (default 15)"
+    )
+    phases.add_argument(
+        "--latency-trace",
+        type=Path,
+        metavar="FILE",
+        help="write each latency-phase record's publish, golden-produced and seen-in-Redis times "
+        "to FILE (CSV)",
     )
     phases.add_argument(
         "--stall-timeout",
@@ -398,7 +406,10 @@ def run(
                 }
             ),
             settled=lambda: groups_caught_up(settings),
+            trace=args.latency_trace,
         )
+        if args.latency_trace is not None:
+            phases.say(f"latency: each record's times in {args.latency_trace}")
         results["latency"] = {**asdict(lat), "achieved_rate": lat.achieved_rate}
         if lat.seen < lat.sent:
             results["notes"].append(
