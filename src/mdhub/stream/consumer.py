@@ -8,7 +8,7 @@ setting) while the worker's other partitions (commands, another entity's shard) 
 At a steady 1,000 new keys/s the worker then idled ~1 s at a time with bundles waiting in Kafka,
 the buffer filled again during each wait, and the hub stayed in that state: publish -> golden
 record produced stayed at p50 1.3-1.5 s for the rest of the run instead of ~160-200 ms (the
-benchmark's latency phase, 30 s at 1,000/s: 7 of 24 runs; with this module 0 of 9).
+benchmark's latency phase, 30 s at 1,000/s: 7 of 24 runs; with this module 0 of 6).
 
 :data:`FETCH_MAX_WAIT_MS` bounds that wait. An idle worker sends a few more empty fetches.
 """
