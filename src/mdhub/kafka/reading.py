@@ -24,9 +24,10 @@ def consume_ready(consumer: Consumer, limit: int, timeout: float) -> list[KafkaM
     ``Consumer.consume(limit, timeout)`` itself waits until it has ``limit`` messages or the
     timeout has passed, so at a low rate every message waited for a batch to fill: 100 messages/s
     on one partition, read with ``consume(500, timeout=0.5)``, reached the reader after p50 265 /
-    p95 490 ms; read with this, after 15 / 27 ms (the broker's 25 ms fetch wait). Under load the
-    client's prefetched messages still fill whole batches. For readers whose batches cost little
-    each (the projector's Redis pipeline); the router keeps its window, see ``Router._round``.
+    p95 490 ms; read with this, after 15 / 27 ms (both with the projector's ``fetch.wait.max.ms``
+    of 25 ms). Under load the client's prefetched messages still fill whole batches. The
+    projector, the rebuild, the lag source and the bundle counter read with it; the router keeps
+    its window, which gathers inputs into bundles (see ``Router._round``).
     """
     first = consumer.consume(1, timeout=timeout)
     if not first or limit <= 1:
