@@ -58,7 +58,7 @@ from mdhub.settings import StackSettings
 from mdhub.stack import stack_down, stack_up
 from mdhub.stack.kafka import kafka_paths, stop_kafka
 from mdhub.stack.process import is_running, read_pid
-from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP
 from mdhub.stream.pipeline import Message
 
 pytestmark = pytest.mark.integration
@@ -674,9 +674,11 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
         ],
     )
     assert len(mid_load) >= 3, f"fewer than three kills happened mid-load: {kills}"
-    # a worker whose faust consumer stopped taking waiting inputs after a restart exits for its
-    # supervisor to restart it (mdhub.stream.stall): a liveness restart, reported, not a failure
-    unexpected = [e for e in supervisor.exits if e != ("worker", EXIT_STALLED)]
+    # a worker whose faust consumer stopped taking waiting inputs (mdhub.stream.stall), or skipped
+    # some after a restart (mdhub.stream.continuity), exits for its supervisor to restart it: a
+    # liveness restart, reported, not a failure; the end state above shows nothing was lost
+    restarts = {("worker", EXIT_STALLED), ("worker", EXIT_STREAM_GAP)}
+    unexpected = [e for e in supervisor.exits if e not in restarts]
     assert not unexpected, f"processes exited on their own: {supervisor.notes}"
 
 
@@ -779,6 +781,8 @@ def test_broker_restart_mid_load_loses_nothing_and_applies_nothing_twice(
     _summary("broker restart", report, [*notes, *supervisor.notes])
     if supervisor.exits:
         codes = {code for _, code in supervisor.exits}
-        assert codes <= {EXIT_OUTPUT_FAILED}, (
+        # outputs not delivered while Kafka was away, or a stream that skipped messages in the
+        # rebalance after it (mdhub.stream.continuity): restarts, which the end state above covers
+        assert codes <= {EXIT_OUTPUT_FAILED, EXIT_STREAM_GAP}, (
             f"a process exited with an unexpected code: {supervisor.exits}"
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from harness import ROOT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -343,5 +343,32 @@ def test_the_workers_stall_probe_counts_inputs_beyond_the_committed_offsets(
     unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
     try:
         assert unreachable.lag([(topic, 0)], timeout=1.0) is None
+    finally:
+        unreachable.close()
+
+
+def test_the_workers_start_offsets_are_the_committed_ones_or_the_first_kept(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    topic = f"{namespace}.customer.resolve.v1"
+    create_topic(kafka_bootstrap, topic, 2)
+    produce(kafka_bootstrap, topic, {0: 7, 1: 3})
+    # partition 1's first three messages deleted (retention): its first offset is 3, not 0
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap, "log_level": 3})
+    deleted = admin.delete_records([TopicPartition(topic, 1, 3)])
+    for future in deleted.values():
+        future.result(timeout=30)
+    probe = LagProbe(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"{namespace}-worker")
+    try:
+        assert probe.starts(topic, [0, 1]) == {0: 0, 1: 3}  # nothing committed: the earliest
+        commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
+        assert probe.starts(topic, [0, 1]) == {0: 5, 1: 3}
+        assert probe.starts(topic, [0]) == {0: 5}
+    finally:
+        probe.close()
+    unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
+    try:
+        with pytest.raises(KafkaException):
+            unreachable.starts(topic, [0], timeout=1.0)
     finally:
         unreachable.close()

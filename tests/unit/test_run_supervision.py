@@ -12,7 +12,7 @@ import pytest
 
 from mdhub.commands import run as run_module
 from mdhub.errors import StackError
-from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP
 
 
 class FakeProc:
@@ -36,7 +36,7 @@ def child(tmp_path: Path, code: int | None) -> run_module._Child:
     )
 
 
-@pytest.mark.parametrize("code", [EXIT_OUTPUT_FAILED, EXIT_STALLED])
+@pytest.mark.parametrize("code", [EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP])
 def test_a_worker_exiting_to_be_restarted_is_started_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:

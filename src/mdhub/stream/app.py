@@ -12,6 +12,9 @@ RocksDB store, after which faust may commit the source offsets. A crash before (
 replays the batch against the old state: the pure merge computes the same outputs again, and the
 re-sent messages are byte-identical to the first ones (same versions), which readers ignore. A
 crash after (3) redelivers messages whose offsets the ledger already covers: they are skipped.
+The ledger's offsets are right only if the agent gets every resolve-topic message once and in
+order; :mod:`mdhub.stream.continuity` checks each batch for that, and stops the worker before it
+processes past a message faust dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
 from faust.types import TP, EventT, StreamT
 from rocksdict import WriteBatch
 
@@ -37,7 +41,8 @@ from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
-from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED
+from mdhub.stream.continuity import StreamContinuity, StreamGap
+from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output
@@ -112,6 +117,7 @@ class _EntityAgent:
         settings: Settings,
         metrics: WorkerMetrics,
         bundles: BundleCodec,
+        probe: LagProbe,
     ) -> None:
         self.pipeline = pipeline
         self.bundles = bundles
@@ -140,6 +146,9 @@ class _EntityAgent:
         self.indexes: dict[int, IdentityIndex] = {}
         self.capped_logged: set[str] = set()
         self.stall = StallWatch(settings.worker.stall_timeout_s)
+        self.probe = probe
+        self.resolve_topic = topic_name(settings.namespace, pipeline.entity.name, Stage.RESOLVE)
+        self.continuity = StreamContinuity()
 
     async def run(self, stream: StreamT[Any]) -> AsyncIterator[None]:
         async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -175,11 +184,57 @@ class _EntityAgent:
         """Drop the indexes (and decoded states) of partitions this worker no longer owns."""
         for partition in partitions:
             self.indexes.pop(partition, None)
+        self.continuity.forget(partitions)
         if partitions:
             self.pipeline.decoded.clear()
 
+    async def _continuous(self, events: list[EventT[Any]]) -> list[EventT[Any]]:
+        """The batch without re-delivered messages; exits when messages went missing (see
+        :mod:`mdhub.stream.continuity`), before anything of the batch is processed or acked."""
+        fresh = self.continuity.unknown(e.message.partition for e in events)
+        if fresh:
+            try:
+                starts = await asyncio.to_thread(self.probe.starts, self.resolve_topic, fresh)
+            except KafkaException as exc:
+                # the stream just delivered from this Kafka: take its first message as the start
+                log.warning(
+                    "%s: could not read the committed offsets of partitions %s (%s); the first "
+                    "message delivered is taken as the start",
+                    self.pipeline.entity.name,
+                    sorted(fresh),
+                    exc,
+                )
+            else:
+                self.continuity.start(starts)
+        try:
+            admitted = self.continuity.admit(
+                [(e.message.partition, e.message.offset) for e in events]
+            )
+        except StreamGap as gap:
+            log.critical(
+                "%s: the stream skipped messages of %s: %s. Exiting before processing any of this "
+                "batch, so that a restart resumes from the committed offset, before the missing "
+                "messages",
+                self.pipeline.entity.name,
+                self.resolve_topic,
+                gap,
+            )
+            logging.shutdown()
+            os._exit(EXIT_STREAM_GAP)
+        if len(admitted) < len(events):
+            log.info(
+                "%s: %d message(s) delivered again were left out",
+                self.pipeline.entity.name,
+                len(events) - len(admitted),
+            )
+            return [events[i] for i in admitted]
+        return events
+
     async def _batch(self, events: list[EventT[Any]]) -> None:
         started = time.monotonic()
+        events = await self._continuous(events)
+        if not events:
+            return
         overlay: dict[bytes, bytes | None] = {}
         pending: list[tuple[EventT[Any], bytes, bytes | None]] = []
 
@@ -353,11 +408,12 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
     bundles = BundleCodec(catalog)
+    probe = LagProbe(kafka, group_name(settings.namespace, "worker"))
     runners: dict[str, _EntityAgent] = {}
     routers: dict[str, Router] = {}
     for entity in model.entities.values():
         runners[entity.name] = _add_entity(
-            app, settings, entity, catalog, producer, metrics, bundles
+            app, settings, entity, catalog, producer, metrics, bundles, probe
         )
         routers[entity.name] = Router(
             kafka,
@@ -373,7 +429,6 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         )
     resolve_topics = {topic_name(settings.namespace, e, Stage.RESOLVE): e for e in model.entities}
     owned: set[TP] = set()  # this worker's resolve partitions
-    probe = LagProbe(kafka, group_name(settings.namespace, "worker"))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
@@ -454,6 +509,7 @@ def _add_entity(
     producer: HubProducer,
     metrics: WorkerMetrics,
     bundles: BundleCodec,
+    probe: LagProbe,
 ) -> _EntityAgent:
     pipeline = EntityPipeline(
         entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
@@ -483,6 +539,6 @@ def _add_entity(
         value_type=bytes,
         changelog_topic=changelog,
     )
-    runner = _EntityAgent(pipeline, table, producer, settings, metrics, bundles)
+    runner = _EntityAgent(pipeline, table, producer, settings, metrics, bundles, probe)
     app.agent(resolve, name=f"mdhub.{entity.name}.resolve", concurrency=1)(runner.run)
     return runner

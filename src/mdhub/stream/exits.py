@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EXIT_OUTPUT_FAILED", "EXIT_STALLED", "RESTARTABLE"]
+__all__ = ["EXIT_OUTPUT_FAILED", "EXIT_STALLED", "EXIT_STREAM_GAP", "RESTARTABLE"]
 
 EXIT_OUTPUT_FAILED = 70
 """A batch's outputs were not delivered in time: its offsets are not committed, a restart replays it."""
@@ -10,8 +10,12 @@ EXIT_OUTPUT_FAILED = 70
 EXIT_STALLED = 75
 """Inputs waited and the stream took none (see :mod:`mdhub.stream.stall`)."""
 
+EXIT_STREAM_GAP = 76
+"""The stream skipped messages of a resolve partition (see :mod:`mdhub.stream.continuity`)."""
+
 RESTARTABLE = {
     EXIT_OUTPUT_FAILED: "could not deliver its outputs",
     EXIT_STALLED: "its stream stalled",
+    EXIT_STREAM_GAP: "its stream skipped messages",
 }
 """Exit code -> why; a supervisor (``mdhub run``, a restart policy) starts the worker again."""

@@ -7,11 +7,14 @@ does (the inputs are replayed from the committed offsets, and the ledger skips w
 the worker watches itself: when the resolve partitions it owns have inputs beyond the group's
 committed offset, and no batch started for ``timeout`` seconds of successful checks, it exits
 with :data:`mdhub.stream.exits.EXIT_STALLED` for its supervisor (a restart policy, systemd) to start it again.
+Messages faust dropped from its queues also hold the committed offset back; the agent notices
+those at its next batch (:mod:`mdhub.stream.continuity`), and this watch when no batch follows.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -68,6 +71,13 @@ class LagProbe:
     def __init__(self, kafka: KafkaSettings, group: str) -> None:
         self._config = consumer_config(kafka, group, **{"enable.auto.commit": False})
         self._consumer: Consumer | None = None
+        self._lock = threading.Lock()  # the stall timer and the agent ask from their own threads
+
+    def _client(self) -> Consumer:
+        with self._lock:
+            if self._consumer is None:
+                self._consumer = Consumer(self._config)
+            return self._consumer
 
     def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
         """Inputs beyond the committed offsets of ``partitions``; None when Kafka does not answer."""
@@ -75,12 +85,10 @@ class LagProbe:
         if not tps:
             return 0
         try:
-            if self._consumer is None:
-                self._consumer = Consumer(self._config)
-            committed = self._consumer.committed(tps, timeout=timeout)
+            consumer = self._client()
             total = 0
-            for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(
+            for tp in consumer.committed(tps, timeout=timeout):
+                low, high = consumer.get_watermark_offsets(
                     TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
                 )
                 start = tp.offset if tp.offset >= 0 else low  # nothing committed: from the start
@@ -90,7 +98,31 @@ class LagProbe:
             log.debug("stall check: Kafka did not answer (%s)", exc)
             return None
 
+    def starts(self, topic: str, partitions: Iterable[int], timeout: float = 5.0) -> dict[int, int]:
+        """Where the group resumes on ``partitions`` of ``topic``: the committed offset, or the
+        partition's first offset when nothing is committed (the worker reads from the earliest).
+
+        Raises:
+            KafkaException: Kafka did not answer within ``timeout`` seconds.
+        """
+        consumer = self._client()
+        starts: dict[int, int] = {}
+        for tp in consumer.committed(
+            [TopicPartition(topic, p) for p in partitions], timeout=timeout
+        ):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            if tp.offset >= 0:
+                starts[tp.partition] = tp.offset
+            else:
+                low, _ = consumer.get_watermark_offsets(
+                    TopicPartition(topic, tp.partition), timeout=timeout, cached=False
+                )
+                starts[tp.partition] = low
+        return starts
+
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
