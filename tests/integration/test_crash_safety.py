@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import random
+import shutil
 import signal
 import time
 import uuid
@@ -44,6 +45,7 @@ from harness import Hub, ResolvedInputs, publish_tracked, read_raw, wait_for
 
 from conftest import free_ports
 from mdhub.cache.views import RedisGoldenCache
+from mdhub.domain.ledger import Ledger, ledger_key
 from mdhub.domain.model import EntityModel
 from mdhub.domain.records import CandidateChange, GoldenRecord, GoldenStatus, Op
 from mdhub.errors import KafkaUnavailableError
@@ -60,6 +62,7 @@ from mdhub.stack.kafka import kafka_paths, stop_kafka
 from mdhub.stack.process import is_running, read_pid
 from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP
 from mdhub.stream.pipeline import Message
+from mdhub.stream.statelog import BEGIN_KEY, COMMIT_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -680,6 +683,51 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
     restarts = {("worker", EXIT_STALLED), ("worker", EXIT_STREAM_GAP)}
     unexpected = [e for e in supervisor.exits if e not in restarts]
     assert not unexpected, f"processes exited on their own: {supervisor.notes}"
+
+
+def test_a_state_batch_left_unfinished_is_undone_not_restored(hub: Hub) -> None:
+    """A worker killed while it writes a batch's state leaves part of the batch in the state topic,
+    without the batch's ledgers (they come last) and without its COMMIT marker. Here such a part is
+    written by hand, with the worst content it could have: the ledgers of every source partition
+    far ahead, and one golden id's state replaced by another's. The worker's local store is removed,
+    so the restarted worker restores the whole topic. It must hold that part back, write the keys'
+    real values to the topic again, and process the next burst to the oracle's end state."""
+    rng = random.Random(20260303)
+    oracle = Oracle(hub)
+    first, second = make_bursts(rng, "U", keys=300, bursts=2)
+    supervisor = Supervisor(hub)
+    hub.start("worker", "projector")
+    publish(hub, oracle, first)
+    supervisor.wait(hub.processed, 120, "the first burst resolved")  # the groups exist from here
+    wait_settled(hub, supervisor, SETTLE_TIMEOUT)
+    hub.stop("worker", signal.SIGKILL)
+    shutil.rmtree(hub.workdir / "worker")
+    state = hub.read_raw(ENTITY, Stage.STATE)
+    before = {m.key: m.value for m in state if m.key is not None}
+    victim, donor = sorted(k for k, v in before.items() if v and not k.startswith(b"__"))[:2]
+    ahead = Ledger(first_offset=0, last_offset=10**9, accepted=10**9 + 1).to_bytes()
+    unfinished = [(ledger_key(p), ahead) for p in range(PARTITIONS)] + [(victim, before[donor])]
+    state_topic = hub.topic(ENTITY, Stage.STATE)
+    written: list[int] = []
+    hub.producer.produce(state_topic, BEGIN_KEY, str(len(unfinished)).encode(), 0)
+    for key, value in unfinished:
+        hub.producer.produce(state_topic, key, value, 0, lambda _, offset: written.append(offset))
+    hub.producer.deliver_all(30)  # raises when Kafka does not take them
+
+    hub.start("worker")
+    publish(hub, oracle, second)
+    settle_s = wait_settled(hub, supervisor, SETTLE_TIMEOUT)
+    report = verify(hub, oracle)
+    _summary("unfinished state batch", report, [f"settled {settle_s:.1f}s after the burst"])
+    assert "are undone" in hub.log("worker")
+    # in the topic, right after the unfinished part: a committed batch of the keys' real values
+    after = [
+        m for m in hub.read_raw(ENTITY, Stage.STATE) if m.partition == 0 and m.offset > max(written)
+    ]
+    undo = after[: len(unfinished) + 2]
+    assert [m.key for m in undo] == [BEGIN_KEY, *(k for k, _ in unfinished), COMMIT_KEY]
+    assert [m.value for m in undo[1:-1]] == [before[k] for k, _ in unfinished]
+    assert not supervisor.exits, f"processes exited on their own: {supervisor.notes}"
 
 
 # -- 2: the broker stopped and started mid-load ------------------------------------------------

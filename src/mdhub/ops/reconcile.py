@@ -24,6 +24,7 @@ from mdhub.kafka.reading import read_to_end, snapshot_ends
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.statelog import BatchFilter
 
 __all__ = ["PartitionReport", "reconcile"]
 
@@ -89,12 +90,14 @@ def reconcile(settings: Settings, catalog: SchemaCatalog, entity: str) -> list[P
     consumer = Consumer(conf)
     try:
         ledgers: dict[int, Ledger] = {}
+        batches = BatchFilter()  # a batch's ledgers count once its commit is in the topic
 
         def on_state(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-            if key is not None and key.startswith(LEDGER_KEY_PREFIX):
-                suffix = key[len(LEDGER_KEY_PREFIX) :]
-                if suffix.isdigit():  # source partitions (commands have ledgers of their own)
-                    ledgers[int(suffix)] = Ledger.from_bytes(value)
+            for k, v in batches.add(partition, offset, key, value):
+                if k.startswith(LEDGER_KEY_PREFIX):
+                    suffix = k[len(LEDGER_KEY_PREFIX) :]
+                    if suffix.isdigit():  # source partitions (commands have ledgers of their own)
+                        ledgers[int(suffix)] = Ledger.from_bytes(v)
 
         rejected_codec = catalog.codec("mdhub.common.RejectedRecord")
         rejected: dict[int, set[int]] = defaultdict(set)

@@ -48,6 +48,8 @@ from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output
 from mdhub.stream.router import H_KEY_NONE, H_OFFSET, H_PARTITION, H_TIMESTAMP, H_TOPIC, Router
 from mdhub.stream.stall import LagProbe, StallWatch
+from mdhub.stream.statelog import BEGIN_KEY, COMMIT_KEY
+from mdhub.stream.store import SCHEME as STORE_SCHEME
 
 __all__ = ["create_app"]
 
@@ -250,6 +252,8 @@ class _EntityAgent:
             value = db.get(key)
             return value if isinstance(value, bytes) else None
 
+        for partition in {e.message.partition for e in events} - self.indexes.keys():
+            await self._settle(partition)  # first batch of the partition since its assignment
         ledgers: dict[bytes, tuple[EventT[Any], Ledger]] = {}
         pipeline = self.pipeline
         consumed = 0
@@ -321,33 +325,67 @@ class _EntityAgent:
             self.m_e2e.observe(max(0.0, now_ms - ms) / 1000)
         # The state goes to its changelog topic only once the outputs are in Kafka, and into the
         # local store only once its changelog records are: a crash in between replays the batch.
+        records: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for event, key, value in pending:
+            records.setdefault(event.message.partition, []).append((key, value))
+        await self._write_state(records)
+        self.m_outputs(pipeline.entity.name, "state").inc(len(pending))
+        self.m_batch.observe(time.monotonic() - started)
+        self.m_indexed.set(sum(len(index) for index in self.indexes.values()))
+        self.m_largest.set(max((i.largest_block for i in self.indexes.values()), default=0))
+
+    async def _write_state(self, records: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
+        """Send ``records`` (per shard partition, in order) to the state topic, one batch per
+        partition between a BEGIN and a COMMIT marker (:mod:`mdhub.stream.statelog`); wait until
+        Kafka has them, then write them to the local store and note the topic's offset there."""
+        store = self.table.data
+        topic = self.pipeline.state_topic
         changelog: dict[int, int] = {}
 
         def delivered(partition: int, offset: int) -> None:
             changelog[partition] = max(offset, changelog.get(partition, -1))
 
-        for event, key, value in pending:
-            self.producer.produce(
-                pipeline.state_topic, key, value, event.message.partition, delivered
-            )
+        for partition, items in records.items():
+            count = str(len(items)).encode()
+            self.producer.produce(topic, BEGIN_KEY, count, partition, delivered)
+            for key, value in items:
+                self.producer.produce(topic, key, value, partition, delivered)
+            self.producer.produce(topic, COMMIT_KEY, count, partition, delivered)
         await self._deliver()
-        writes: dict[int, WriteBatch] = {}
-        for event, key, value in pending:
-            batch = writes.get(event.message.partition)
-            if batch is None:
-                batch = writes[event.message.partition] = WriteBatch(raw_mode=True)
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        for partition, batch in writes.items():
+        for partition, items in records.items():
+            batch = WriteBatch(raw_mode=True)
+            for key, value in items:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
             store._db_for_partition(partition).write(batch)
         for partition, offset in changelog.items():
-            store.set_persisted_offset(TP(pipeline.state_topic, partition), offset)
-        self.m_outputs(pipeline.entity.name, "state").inc(len(pending))
-        self.m_batch.observe(time.monotonic() - started)
-        self.m_indexed.set(sum(len(index) for index in self.indexes.values()))
-        self.m_largest.set(max((i.largest_block for i in self.indexes.values()), default=0))
+            store.set_persisted_offset(TP(topic, partition), offset)
+
+    async def _settle(self, partition: int) -> None:
+        """Undo in the state topic a batch that a stopped worker did not finish writing there.
+
+        The store's restore held its records back (no COMMIT), so the store has the state from
+        before that batch, and the ledgers say its inputs are still to do. Their keys' values in
+        the store are written to the topic again, as a committed batch, before the batch is
+        replayed: the topic then says what the store holds, for any later restore.
+        """
+        store = self.table.data
+        keys = store.uncommitted(partition)
+        if keys:
+            db = store._db_for_partition(partition)
+            values = [(k, v if isinstance(v := db.get(k), bytes) else None) for k in keys]
+            await self._write_state({partition: values})
+            log.warning(
+                "%s: partition %d: %d state record(s) of a batch that was not finished (the "
+                "worker stopped while writing it) are undone in %s; its inputs are processed again",
+                self.pipeline.entity.name,
+                partition,
+                len(keys),
+                self.pipeline.state_topic,
+            )
+        store.settled(partition)
 
     def _bad_bundle(self, event: EventT[Any], exc: DecodeError) -> list[Output]:
         """A resolve-topic message marked as a bundle that does not decode (a bug, or a foreign
@@ -385,7 +423,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     app = faust.App(
         group_name(settings.namespace, "worker"),
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
-        store="rocksdb://",
+        store=f"{STORE_SCHEME}://",  # faust's RocksDB store, restoring batch by batch
         datadir=str(settings.worker.data_dir),
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
