@@ -42,7 +42,12 @@ from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
 from mdhub.stream.continuity import StreamContinuity, StreamGap
-from mdhub.stream.exits import EXIT_OUTPUT_FAILED, EXIT_STALLED, EXIT_STREAM_GAP
+from mdhub.stream.exits import (
+    EXIT_BATCH_FAILED,
+    EXIT_OUTPUT_FAILED,
+    EXIT_STALLED,
+    EXIT_STREAM_GAP,
+)
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output
@@ -157,7 +162,29 @@ class _EntityAgent:
             self.batch_size, within=self.window
         ):
             self.stall.batch_started(time.monotonic())
-            await self._batch(events)
+            # faust acknowledges a batch's inputs however its processing ends (take_events acks
+            # them in a ``finally``) and then commits their offsets: a batch must not end half
+            # done. A worker told to stop lets the batch finish; a batch that fails stops it hard.
+            batch = asyncio.ensure_future(self._batch(events))
+            stopping = False
+            while not batch.done():
+                try:
+                    await asyncio.shield(batch)
+                except asyncio.CancelledError:
+                    stopping = True
+                except Exception:  # the batch failed: reported below, from the task
+                    break
+            if batch.cancelled() or batch.exception() is not None:
+                log.critical(
+                    "%s: a batch failed; exiting before faust acknowledges its inputs (a restart "
+                    "replays it)",
+                    self.pipeline.entity.name,
+                    exc_info=None if batch.cancelled() else batch.exception(),
+                )
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
+            if stopping:
+                raise asyncio.CancelledError
             yield None
 
     def index_for(self, partition: int) -> IdentityIndex:
