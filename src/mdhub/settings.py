@@ -97,6 +97,11 @@ class WorkerSettings(BaseModel):
     # runs) instead of 1,701-1,827 (three). The window keeps batches small when inputs trickle in.
     batch_size: int = Field(default=2000, ge=1)
     batch_window_s: float = Field(default=0.05, gt=0)
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the worker commits the offsets of the inputs it has finished",
+    )
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics of the worker; 0 disables"

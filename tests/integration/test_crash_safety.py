@@ -599,6 +599,9 @@ def hub(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Hub]:
         kafka_bootstrap, redis_url, tmp_path, api_port=free_ports(1)[0], partitions=PARTITIONS
     )
     hub.env.update(SESSION_TIMEOUT_ENV)
+    # progress is read from the worker's committed offsets: with a commit every second, a
+    # worker that catches up on a burst in about one second is seen only before or after it
+    hub.env["MDHUB_WORKER__COMMIT_INTERVAL_S"] = "0.2"
     hub.ensure_topics()
     try:
         yield hub
@@ -624,14 +627,15 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
     began = time.monotonic()
 
     def kill_when_processed(fraction: float, burst_start: int, burst_size: int) -> None:
-        # Offsets are committed every second, in batches of up to 1,000: a worker that reached
-        # the target has most of the rest done by the next commit. At most 45 % of a burst
-        # (~5,400 changes) leaves it seconds of work, so the kill lands mid-burst.
+        # Offsets are committed every 0.2 s (the fixture's setting) after a batch of up to 2,000
+        # inputs: a worker seen at the target (at most 45 % of a burst of ~5,400 changes) has at
+        # least one batch left, so the kill lands mid-burst.
         target = burst_start + int(fraction * burst_size)
         supervisor.wait(
             lambda: progress.total() >= target, 120, f"the worker to commit {target} inputs"
         )
-        time.sleep(rng.uniform(0, 0.3))  # a random moment, not a synchronisation
+        # a random moment, not a synchronisation; short: the worker may finish a burst in ~1 s
+        time.sleep(rng.uniform(0, 0.05))
         done = progress.total()
         supervisor.kill("worker")
         kills.append(("mid-burst", done, published, round(time.monotonic() - began, 1)))

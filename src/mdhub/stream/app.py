@@ -468,7 +468,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         # a worker killed with -9 never leaves the group: its partitions wait this long
         broker_session_timeout=15.0,
         broker_heartbeat_interval=3.0,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.worker.commit_interval_s,
     )
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
