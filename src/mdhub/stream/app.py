@@ -41,6 +41,7 @@ from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
+from mdhub.stream.consumer import short_fetch_waits
 from mdhub.stream.continuity import StreamContinuity, StreamGap
 from mdhub.stream.exits import (
     EXIT_BATCH_FAILED,
@@ -470,6 +471,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         broker_heartbeat_interval=3.0,
         broker_commit_interval=settings.worker.commit_interval_s,
     )
+    short_fetch_waits(app)  # a partition paused under buffer pressure resumes within 0.1 s
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
     bundles = BundleCodec(catalog)
