@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import pytest
 
@@ -180,6 +181,8 @@ def test_the_window_keeps_at_least_two_samples() -> None:
     assert [s.at for s in window_of(samples, 60)] == [1100.0, 1200.0]
     assert [s.at for s in window_of(samples, 250)] == [1000.0, 1100.0, 1200.0]
     assert window_of([], 60) == []
+    # the tracker keeps each partition's samples in a deque, which does not slice
+    assert [s.at for s in window_of(deque(samples, maxlen=10), 60)] == [1100.0, 1200.0]
 
 
 # A recorded series (one sample every 5 s): a worker keeps up, falls behind under a burst,

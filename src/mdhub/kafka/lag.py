@@ -1,21 +1,18 @@
-"""Consumer-group lag from Kafka's admin API: committed offsets against the log end."""
+"""Consumer-group lag: committed offsets (read with a consumer of the group, see
+:mod:`mdhub.kafka.offsets`) against the log end (admin API)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
-    IsolationLevel,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from mdhub.errors import KafkaUnavailableError, MdhubError
 from mdhub.kafka.admin import shared_admin
 from mdhub.kafka.config import admin_config
+from mdhub.kafka.offsets import committed_offsets
 from mdhub.settings import KafkaSettings
 
 __all__ = ["LogOffsets", "check_worker", "group_assignment", "group_lag", "log_offsets"]
@@ -27,8 +24,9 @@ def group_lag(
     """Return ``{(topic, partition): lag}`` of ``group`` on ``topics``.
 
     A partition the group never committed counts its whole log (from the low watermark) as lag.
-    Only the admin API is used, through the process's shared admin client (see
-    :func:`~mdhub.kafka.admin.shared_admin`): callers poll this.
+    The log offsets come from the process's shared admin client (see
+    :func:`~mdhub.kafka.admin.shared_admin`), the committed ones from the group's offset reader
+    (:func:`~mdhub.kafka.offsets.committed_offsets`): callers poll this.
 
     Raises:
         KafkaUnavailableError: Kafka cannot be reached.
@@ -45,13 +43,8 @@ def group_lag(
         ]
         if not partitions:
             return {}
-        futures = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=timeout
-        )
-        committed = {
-            (tp.topic, tp.partition): tp.offset for tp in futures[group].result().topic_partitions
-        }
         keys = [(tp.topic, tp.partition) for tp in partitions]
+        committed = committed_offsets(kafka, group, keys, timeout)
         ends = log_offsets(admin, keys, latest=True, timeout=timeout)
         fresh = [key for key in keys if committed.get(key, -1) < 0]
         starts = log_offsets(admin, fresh, latest=False, timeout=timeout)

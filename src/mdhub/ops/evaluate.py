@@ -869,24 +869,20 @@ class LiveRun:
         return started, time.monotonic() - clock
 
     def _committed(self, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+        from confluent_kafka import KafkaException
 
+        from mdhub.kafka.offsets import committed_offsets
+
+        timeout = self.settings.kafka.request_timeout_s
         try:
-            meta = self.consumer.list_topics(timeout=self.settings.kafka.request_timeout_s)
+            meta = self.consumer.list_topics(timeout=timeout)
             partitions = [
-                TopicPartition(t, p)
-                for t in topics
-                if t in meta.topics
-                for p in meta.topics[t].partitions
+                (t, p) for t in topics if t in meta.topics for p in meta.topics[t].partitions
             ]
-            futures = self.admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, partitions)],
-                request_timeout=self.settings.kafka.request_timeout_s,
-            )
-            result = futures[group].result()
+            committed = committed_offsets(self.settings.kafka, group, partitions, timeout)
         except KafkaException as exc:
             raise self._unavailable(f"read the offsets of group {group}", exc) from exc
-        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in result.topic_partitions}
+        return {key: max(offset, 0) for key, offset in committed.items()}
 
     def resolved(self) -> int:
         """Inputs the worker has committed past on the resolve topic (bundles count theirs)."""

@@ -210,7 +210,7 @@ def window_of(samples: Sequence[OffsetSample], window_s: float) -> list[OffsetSa
     start = samples[-1].at - window_s
     inside = [s for s in samples if s.at >= start]
     if len(inside) < 2 <= len(samples):
-        return list(samples[-2:])
+        return [samples[-2], samples[-1]]  # a deque, which does not slice
     return inside
 
 

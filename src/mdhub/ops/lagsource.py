@@ -4,9 +4,9 @@ Every consumer group that has committed offsets on (or is assigned) a topic of t
 namespace (``<namespace>.*``) is covered: the hub's own worker and projector and any external
 system subscribed to golden-record topics. One :meth:`KafkaLagSource.sample` call reads
 
-- the groups (``list_consumer_groups``), their committed offsets
-  (``list_consumer_group_offsets``, one request per group, all in flight at once) and their
-  state and member assignments (``describe_consumer_groups``);
+- the groups (``list_consumer_groups``), their state and member assignments
+  (``describe_consumer_groups``) and, of the groups described without error, their committed
+  offsets (``list_consumer_group_offsets``, one request per group, all in flight at once);
 - the log start and log end of every partition involved (``list_offsets``, read-uncommitted,
   as Kafka's consumer-group tool reports them);
 - for lag in seconds, the timestamp of the message at each lagging committed offset, fetched
@@ -178,13 +178,26 @@ class KafkaLagSource:
         infos: dict[str, GroupInfo] = {}
         owners: dict[str, set[_TopicPart]] = {}
         if groups:
+            # Offsets only of groups whose coordinator has just answered: librdkafka's admin
+            # request for them crashes the process when the coordinator answers NOT_COORDINATOR
+            # (while a starting broker loads its offsets; see mdhub.kafka.offsets), and a group
+            # described without error has a coordinator that is up.
+            described = self._admin.describe_consumer_groups(groups, request_timeout=self._timeout)
+            ready: list[str] = []
+            for g, future in described.items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    errors[g] = f"cannot describe the group (a broker starting?): {exc.args[0]}"
+                    continue
+                infos[g], owners[g] = self._describe(g, future)
+                ready.append(g)
             offset_futures = {
                 g: self._admin.list_consumer_group_offsets(
                     [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
                 )[g]
-                for g in groups
+                for g in ready
             }
-            described = self._admin.describe_consumer_groups(groups, request_timeout=self._timeout)
             for g, future in offset_futures.items():
                 try:
                     result = future.result()
@@ -196,8 +209,6 @@ class KafkaLagSource:
                     for tp in result.topic_partitions or []
                     if tp.topic.startswith(self._prefix) and tp.offset >= 0 and tp.error is None
                 }
-            for g, future in described.items():
-                infos[g], owners[g] = self._describe(g, future)
         keys: dict[PartitionKey, int | None] = {}
         for g in groups:
             for (topic, partition), offset in committed.get(g, {}).items():
