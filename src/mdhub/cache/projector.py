@@ -194,7 +194,13 @@ class Projector:
         lost = self._lost()
         if not lost:
             return
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        if not assigned:
+            # Not in the group yet (a restarted projector waits for its dead predecessor's
+            # session to expire): marking the views filled now would make the assignment resume
+            # from the committed offsets and leave them empty; _on_assign refills them instead.
+            return
+        for tp in assigned:
             if tp.topic in lost:
                 consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
         log.warning(
