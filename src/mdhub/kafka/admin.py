@@ -40,7 +40,9 @@ def shared_admin(conf: Mapping[str, Any]) -> AdminClient:
     own threads (an assertion in ``rd_kafka_enq_once_del_source_return``, or a segfault in
     ``rdk:main``; reproduced with metadata and group-offset requests timing out). One long-lived
     client per configuration avoids it, and keeps its connection between calls. librdkafka
-    clients are thread-safe.
+    clients are thread-safe. (A segfault in ``rdk:main`` also comes from the committed-offsets
+    request on NOT_COORDINATOR, with any admin client: see :mod:`mdhub.kafka.offsets`, which
+    reads them with a consumer instead; some of the segfaults seen before may have been that.)
     """
     key = tuple(sorted((str(k), repr(v)) for k, v in conf.items()))
     with _ADMINS_LOCK:
