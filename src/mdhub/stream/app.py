@@ -7,11 +7,13 @@ Processing guarantee: at-least-once delivery made effectively-once by the state.
 the agent (1) computes every output and state change with :class:`EntityPipeline`, (2) sends the
 outputs (golden, changes, rejected) with an idempotent ``acks=all`` producer and waits until Kafka
 has them, (3) sends the new state, including a per-partition :class:`Ledger` of outcomes, to the
-state topic (the table's changelog) and waits again, and only then (4) writes it to the local
-RocksDB store, after which faust may commit the source offsets. A crash before (3) completes
-replays the batch against the old state: the pure merge computes the same outputs again, and the
-re-sent messages are byte-identical to the first ones (same versions), which readers ignore. A
-crash after (3) redelivers messages whose offsets the ledger already covers: they are skipped.
+state topic (the table's changelog) between a begin and a commit marker and waits again, and only
+then (4) writes it to the local RocksDB store, after which faust may commit the source offsets. A
+crash before (3) completes replays the batch against the old state (a restore leaves out a batch
+without its commit: :mod:`mdhub.stream.statelog`): the pure merge computes the same outputs
+again, and the re-sent messages are byte-identical to the first ones (same versions), which
+readers ignore. A crash after (3) redelivers messages whose offsets the ledger already covers:
+they are skipped.
 The ledger's offsets are right only if the agent gets every resolve-topic message once and in
 order; :mod:`mdhub.stream.continuity` checks each batch for that, and stops the worker before it
 processes past a message faust dropped.
