@@ -325,7 +325,7 @@ def test_stopped_and_stuck_groups_in_metrics_within_the_window(
         present.close()
 
 
-def test_the_workers_stall_probe_counts_inputs_beyond_the_committed_offsets(
+def test_the_workers_stall_probe_counts_inputs_and_finds_start_offsets(
     kafka_bootstrap: str, namespace: str
 ) -> None:
     topic = f"{namespace}.customer.resolve.v1"
@@ -335,39 +335,22 @@ def test_the_workers_stall_probe_counts_inputs_beyond_the_committed_offsets(
     try:
         assert probe.lag([]) == 0
         assert probe.lag([(topic, 0), (topic, 1)]) == 10  # nothing committed: all of it waits
+        assert probe.starts(topic, [0, 1]) == {0: 0, 1: 0}  # nothing committed: the earliest
         commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
         assert probe.lag([(topic, 0)]) == 2
         assert probe.lag([(topic, 0), (topic, 1)]) == 5
-    finally:
-        probe.close()
-    unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
-    try:
-        assert unreachable.lag([(topic, 0)], timeout=1.0) is None
-    finally:
-        unreachable.close()
-
-
-def test_the_workers_start_offsets_are_the_committed_ones_or_the_first_kept(
-    kafka_bootstrap: str, namespace: str
-) -> None:
-    topic = f"{namespace}.customer.resolve.v1"
-    create_topic(kafka_bootstrap, topic, 2)
-    produce(kafka_bootstrap, topic, {0: 7, 1: 3})
-    # partition 1's first three messages deleted (retention): its first offset is 3, not 0
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap, "log_level": 3})
-    deleted = admin.delete_records([TopicPartition(topic, 1, 3)])
-    for future in deleted.values():
-        future.result(timeout=30)
-    probe = LagProbe(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"{namespace}-worker")
-    try:
-        assert probe.starts(topic, [0, 1]) == {0: 0, 1: 3}  # nothing committed: the earliest
-        commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
+        assert probe.starts(topic, [0, 1]) == {0: 5, 1: 0}
+        # partition 1's first three messages deleted (retention): its first offset is 3, not 0
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap, "log_level": 3})
+        for future in admin.delete_records([TopicPartition(topic, 1, 3)]).values():
+            future.result(timeout=30)
         assert probe.starts(topic, [0, 1]) == {0: 5, 1: 3}
         assert probe.starts(topic, [0]) == {0: 5}
     finally:
         probe.close()
     unreachable = LagProbe(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "nobody")
     try:
+        assert unreachable.lag([(topic, 0)], timeout=1.0) is None
         with pytest.raises(KafkaException):
             unreachable.starts(topic, [0], timeout=1.0)
     finally:

@@ -196,9 +196,8 @@ class Projector:
             return
         assigned = consumer.assignment()
         if not assigned:
-            # Not in the group yet (a restarted projector waits for its dead predecessor's
-            # session to expire): marking the views filled now would make the assignment resume
-            # from the committed offsets and leave them empty; _on_assign refills them instead.
+            # Not in the group yet: marking the views filled now would make the assignment
+            # resume from the committed offsets and leave them empty; _on_assign refills them.
             return
         for tp in assigned:
             if tp.topic in lost:

@@ -5,11 +5,12 @@ coordinator answers NOT_COORDINATOR: its response handler asks the client's cons
 for the coordinator again, and an admin client has no consumer group (a segfault in
 ``rd_kafka_cgrp_op`` called from ``rd_kafka_handle_OffsetFetch`` in thread ``rdk:main``;
 librdkafka issue #5040, confluent-kafka-python #1982). A broker that has just started answers so
-while it loads its ``__consumer_offsets`` partitions: ``mdhub run`` crashed right after publishing
-its samples, waiting for the hub's groups to catch up, in each of six runs in which it had started
-Kafka itself (gdb showed that stack), and in none of two with Kafka already up. A consumer configured with the group's id fetches the offsets with its own group handle,
-which looks the coordinator up again and retries. It never subscribes, so it never joins the
-group, and it commits nothing.
+while it loads its ``__consumer_offsets`` partitions: ``mdhub run``, waiting for the hub's groups
+to catch up right after publishing its samples, ended with a segfault in five runs in which it had
+started Kafka itself (gdb showed that stack; a sixth such run ended there without a message), and
+in none of two with Kafka already up. A consumer configured with the group's id fetches the
+offsets with its own group handle, which looks the coordinator up again and retries. It never
+subscribes, so it never joins the group, and it commits nothing.
 
 The readers are kept per group (making and destroying librdkafka clients while requests are in
 flight has crashed it too; see :func:`mdhub.kafka.admin.shared_admin`), at most
@@ -33,20 +34,19 @@ __all__ = ["MAX_READERS", "committed_offsets"]
 MAX_READERS = 64
 """Consumer groups whose offset readers a process keeps open."""
 
-_READERS: OrderedDict[tuple[str, str], Consumer] = OrderedDict()
+_READERS: OrderedDict[str, Consumer] = OrderedDict()
 _LOCK = threading.Lock()
 
 
 def _reader(kafka: KafkaSettings, group: str) -> Consumer:
-    key = (repr(sorted(consumer_config(kafka, group).items(), key=str)), group)
+    conf = consumer_config(kafka, group, **{"enable.auto.commit": False})
+    key = repr(sorted((str(k), repr(v)) for k, v in conf.items()))  # group.id included
     with _LOCK:
         reader = _READERS.get(key)
         if reader is not None:
             _READERS.move_to_end(key)
             return reader
-        reader = _READERS[key] = Consumer(
-            consumer_config(kafka, group, **{"enable.auto.commit": False})
-        )
+        reader = _READERS[key] = Consumer(conf)
         while len(_READERS) > MAX_READERS:
             _, oldest = _READERS.popitem(last=False)
             with contextlib.suppress(KafkaException, RuntimeError):

@@ -402,7 +402,7 @@ class _EntityAgent:
         replayed: the topic then says what the store holds, for any later restore.
         """
         store = self.table.data
-        keys = store.uncommitted(partition)
+        keys = store.batches.uncommitted(partition)
         if keys:
             db = store._db_for_partition(partition)
             values = [(k, v if isinstance(v := db.get(k), bytes) else None) for k in keys]
@@ -415,7 +415,7 @@ class _EntityAgent:
                 len(keys),
                 self.pipeline.state_topic,
             )
-        store.settled(partition)
+        store.batches.discard(partition)  # written again, committed: nothing is held any more
 
     def _bad_bundle(self, event: EventT[Any], exc: DecodeError) -> list[Output]:
         """A resolve-topic message marked as a bundle that does not decode (a bug, or a foreign

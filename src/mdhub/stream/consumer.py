@@ -6,9 +6,10 @@ in flight for that: the resumed partition is fetched again only with the next re
 asks the broker to hold every request for up to 1.5 s (``fetch_max_wait_ms=1500``, not a faust
 setting) while the worker's other partitions (commands, another entity's shard) have nothing.
 At a steady 1,000 new keys/s the worker then idled ~1 s at a time with bundles waiting in Kafka,
-the buffer filled again during each wait, and the hub stayed in that state: once in it, latency
-stayed at 1.3-1.7 s for the rest of the run instead of ~230 ms (the benchmark's latency phase,
-30 s at 1,000/s: 7 of 24 runs; with this module 0 of 6, p95 301-480 ms).
+the buffer filled again during each wait, and the hub stayed in that state: publish -> golden
+record produced stayed at p50 1.3-1.5 s for the rest of the run instead of ~160-200 ms (the
+benchmark's latency phase, 30 s at 1,000/s: 7 of 24 runs; with this module 0 of 9, p95 301-549 ms
+publish -> Redis, and 0 of 3 in a later session).
 
 :data:`FETCH_MAX_WAIT_MS` bounds that wait. An idle worker sends a few more empty fetches.
 """

@@ -79,47 +79,47 @@ class LagProbe:
                 self._consumer = Consumer(self._config)
             return self._consumer
 
-    def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
-        """Inputs beyond the committed offsets of ``partitions``; None when Kafka does not answer."""
-        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-        if not tps:
-            return 0
-        try:
-            consumer = self._client()
-            total = 0
-            for tp in consumer.committed(tps, timeout=timeout):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
-                )
-                start = tp.offset if tp.offset >= 0 else low  # nothing committed: from the start
-                total += max(0, high - start)
-            return total
-        except KafkaException as exc:
-            log.debug("stall check: Kafka did not answer (%s)", exc)
-            return None
-
-    def starts(self, topic: str, partitions: Iterable[int], timeout: float = 5.0) -> dict[int, int]:
-        """Where the group resumes on ``partitions`` of ``topic``: the committed offset, or the
+    def _positions(
+        self, partitions: Iterable[tuple[str, int]], timeout: float
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """``(where the group resumes, log end)`` of each partition: the committed offset, or the
         partition's first offset when nothing is committed (the worker reads from the earliest).
 
         Raises:
             KafkaException: Kafka did not answer within ``timeout`` seconds.
         """
         consumer = self._client()
-        starts: dict[int, int] = {}
-        for tp in consumer.committed(
-            [TopicPartition(topic, p) for p in partitions], timeout=timeout
-        ):
+        found: dict[tuple[str, int], tuple[int, int]] = {}
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        for tp in consumer.committed(wanted, timeout=timeout):
             if tp.error is not None:
                 raise KafkaException(tp.error)
-            if tp.offset >= 0:
-                starts[tp.partition] = tp.offset
-            else:
-                low, _ = consumer.get_watermark_offsets(
-                    TopicPartition(topic, tp.partition), timeout=timeout, cached=False
-                )
-                starts[tp.partition] = low
-        return starts
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
+            )
+            found[(tp.topic, tp.partition)] = (tp.offset if tp.offset >= 0 else low, high)
+        return found
+
+    def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
+        """Inputs beyond the committed offsets of ``partitions``; None when Kafka does not answer."""
+        wanted = list(partitions)
+        if not wanted:
+            return 0
+        try:
+            positions = self._positions(wanted, timeout)
+        except KafkaException as exc:
+            log.debug("stall check: Kafka did not answer (%s)", exc)
+            return None
+        return sum(max(0, high - start) for start, high in positions.values())
+
+    def starts(self, topic: str, partitions: Iterable[int], timeout: float = 5.0) -> dict[int, int]:
+        """Where the group resumes on ``partitions`` of ``topic`` (see :meth:`_positions`).
+
+        Raises:
+            KafkaException: Kafka did not answer within ``timeout`` seconds.
+        """
+        positions = self._positions([(topic, p) for p in partitions], timeout)
+        return {partition: start for (_, partition), (start, _) in positions.items()}
 
     def close(self) -> None:
         with self._lock:

@@ -12,9 +12,9 @@ So the agent writes each batch as ``BEGIN``, its records, ``COMMIT`` (per partit
 reads the topic back (:class:`BatchFilter`: the worker's store restoring it, ``mdhub reconcile``)
 applies a batch's records only at its commit. Records still waiting when the reading ends are of a
 batch that never finished: they are left out. The worker that restores them writes their keys'
-current values (the state before that batch) to the topic again as a batch of its own, so that the
-topic's newest record per key is what the store holds (:meth:`BatchFilter.uncommitted`), and then
-replays the batch.
+current values (the state before that batch) to the topic again as a batch of its own, so that
+the topic's newest record per key is what the store holds (:meth:`BatchFilter.uncommitted`), and
+then replays the batch.
 
 Records outside markers (topics written before there were markers) apply at once. Compaction keeps
 only the newest ``BEGIN`` and ``COMMIT``: records of older batches then apply at once, in offset

@@ -3,7 +3,7 @@
 faust restores a table's store from its changelog (the entity's state topic) record by record.
 This store applies the records through a :class:`mdhub.stream.statelog.BatchFilter`, so that a
 batch counts only once its commit marker is there, and remembers what it held back when the
-restore ended for the agent to settle (:meth:`BatchedStore.uncommitted`). The worker's app uses it
+restore ended, in :attr:`BatchedStore.batches`, for the agent to settle. The worker's app uses it
 as its store, ``mdhub-rocksdb://`` (the same files as faust's ``rocksdb://``).
 """
 
@@ -54,14 +54,6 @@ class BatchedStore(RocksDBStore):
             self._db_for_partition(partition).write(write)
         for tp, offset in last.items():
             self.set_persisted_offset(tp, self.batches.applied_through(tp.partition, offset))
-
-    def uncommitted(self, partition: int) -> list[bytes]:
-        """Keys the restore of ``partition`` held back (a batch without its commit)."""
-        return self.batches.uncommitted(partition)
-
-    def settled(self, partition: int) -> None:
-        """The agent wrote the held keys' current values again: nothing is held any more."""
-        self.batches.discard(partition)
 
 
 STORES.aliases[SCHEME] = f"{__name__}:BatchedStore"
