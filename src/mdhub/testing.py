@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,7 @@ class InMemoryGoldenCache:
         self.available = True
         self.where = where
         self._entities: dict[str, _Entity] = {}
-        self._filled: set[str] = set()
+        self._fill: dict[str, dict[str, str]] = {}  # entity -> its fill hash, as in Redis
         self._lock = threading.Lock()  # the API calls it from a threadpool
 
     def _check(self) -> None:
@@ -261,7 +262,7 @@ class InMemoryGoldenCache:
         self._check()
         with self._lock:
             state = self._entities.pop(entity, None)
-            self._filled.discard(entity)
+            self._fill.pop(entity, None)
         if state is None:
             return 0
         live = any(g.doc is not None for g in state.golden.values())
@@ -276,15 +277,24 @@ class InMemoryGoldenCache:
             state = self._entities.get(entity)
             return sum(g.doc is not None for g in state.golden.values()) if state else 0
 
-    def filled(self, entity: str) -> bool:
-        """Whether :meth:`mark_filled` was called since the entity's views were cleared."""
+    def fill_epoch(self, entity: str) -> str:
+        """The id of the entity's current fill, made by the first call after :meth:`clear`."""
         self._check()
-        return entity in self._filled
+        with self._lock:
+            return self._fill.setdefault(entity, {}).setdefault("epoch", uuid.uuid4().hex)
 
-    def mark_filled(self, entity: str) -> None:
-        """Record that the entity's views are being filled."""
+    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
+        """Partitions marked as read from offset 0 in fill ``epoch``."""
         self._check()
-        self._filled.add(entity)
+        with self._lock:
+            marks = self._fill.get(entity, {})
+            return {name for name, value in marks.items() if name != "epoch" and value == epoch}
+
+    def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
+        """Record that ``partitions`` are read from offset 0 in fill ``epoch``."""
+        self._check()
+        with self._lock:
+            self._fill.setdefault(entity, {}).update(dict.fromkeys(partitions, epoch))
 
     def close(self) -> None:
         """Nothing to release."""

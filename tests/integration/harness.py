@@ -101,10 +101,10 @@ class Hub:
             "projector": ["project"],
             "api": ["api"],
         }
-        for name in names:
+        for name in names:  # "projector-2": a second projector
             log = (self.workdir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "mdhub", *commands[name]],
+                [sys.executable, "-m", "mdhub", *commands[name.partition("-")[0]]],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,

@@ -19,11 +19,13 @@ from harness import Hub, wait_for
 from conftest import free_ports
 from mdhub.domain.identity import golden_id_for
 from mdhub.domain.records import Op
-from mdhub.naming import Stage
+from mdhub.kafka.lag import group_assignment
+from mdhub.naming import Stage, group_name
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60
+PROJECTED = (Stage.GOLDEN, Stage.CHANGES, Stage.REVIEW)
 
 
 class RedisServer:
@@ -419,6 +421,40 @@ def test_projector_refills_the_views_after_redis_is_flushed(
     )  # the running projector notices and replays the golden topic
     assert back["attributes"]["last_name"] == "Edd"
     assert back["version"] == 2
+
+
+def test_two_projectors_both_refill_their_partitions_after_a_flush(
+    hub: Hub, own_redis: RedisServer
+) -> None:
+    group = group_name(hub.namespace, "projector")
+    topics = [hub.topic(e, s) for e in hub.model.entities for s in PROJECTED]
+    hub.start("projector-2")
+    try:
+        wait_for(
+            lambda: (
+                group_assignment(hub.settings.kafka, group, None) == ("STABLE", 2, 2 * len(topics))
+            ),
+            TIMEOUT,
+            "two projectors sharing the partitions",
+        )
+        keys = [f"TP-{i}" for i in range(8)]
+        hub.publish([hub.change(key, 1, {"first_name": "Two", "last_name": key}) for key in keys])
+        docs = [golden_via_api(hub, key, 1) for key in keys]
+        ids = {doc["golden_id"] for doc in docs}
+        partitions = {
+            m.partition
+            for m in hub.read_raw("customer", Stage.GOLDEN)
+            if m.key is not None and m.key.decode() in ids
+        }
+        assert partitions == {0, 1}, "the records must lie in both projectors' partitions"
+        redis_py.Redis.from_url(own_redis.url).flushdb()
+        for key, doc in zip(keys, docs, strict=True):
+            back = golden_via_api(hub, key, 1)  # refilled by whichever projector has its partition
+            assert back["golden_id"] == doc["golden_id"]
+            assert back["attributes"]["last_name"] == key
+        assert hub.alive("projector") and hub.alive("projector-2")
+    finally:
+        hub.stop("projector-2")
 
 
 def test_cli_publish_checks_the_whole_file_then_sends(hub: Hub, tmp_path: Path) -> None:

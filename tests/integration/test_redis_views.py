@@ -416,3 +416,31 @@ def test_an_erasure_replaces_the_history_and_older_replays_stay_out(
     assert [h["version"] for h in cache.get_history(E, "g9", limit=10)] == [3]
     assert cache.apply_history(E, [entry(1, "active"), entry(2, "active")]) == 0
     assert [h["status"] for h in cache.get_history(E, "g9", limit=10)] == ["erased"]
+
+
+def test_the_fill_marker_names_one_epoch_per_loss_and_its_partitions(
+    cache: RedisGoldenCache, redis_url: str
+) -> None:
+    other = RedisGoldenCache.from_url(redis_url, cache.namespace, 2.0)  # another projector
+    try:
+        epoch = cache.fill_epoch(E)
+        assert other.fill_epoch(E) == epoch  # whoever sees the loss first makes it
+        assert cache.filled_partitions(E, epoch) == set()
+        cache.mark_partitions_filled(E, epoch, ["t.golden:0", "t.changes:0"])
+        other.mark_partitions_filled(E, epoch, ["t.golden:1"])
+        assert other.filled_partitions(E, epoch) == {"t.golden:0", "t.changes:0", "t.golden:1"}
+        assert cache.filled_partitions("product", cache.fill_epoch("product")) == set()
+        raw = redis.Redis.from_url(redis_url)
+        try:
+            raw.delete(redis_key(cache.namespace, E, "meta", "fill"))  # lost, as in a flush
+        finally:
+            raw.close()
+        stale = ["t.golden:0"]
+        cache.mark_partitions_filled(E, epoch, stale)  # a projector still in the old fill
+        renewed = other.fill_epoch(E)
+        assert renewed != epoch
+        assert cache.filled_partitions(E, renewed) == set()  # the stale mark counts for nothing
+        cache.clear(E)
+        assert cache.fill_epoch(E) not in (epoch, renewed)
+    finally:
+        other.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
 from mdhub.cache.history import HistoryEntry, history_entry
@@ -157,7 +157,9 @@ class Projector:
     """Consume golden, changes and review topics in the ``<ns>-projector`` group; write the views.
 
     When an entity's views are gone from Redis (its fill marker is missing after a flush or an
-    empty restart), all of its topics are read again from offset 0.
+    empty restart), each projector of the group reads its partitions of the entity's topics again
+    from offset 0, and marks them in the fill marker: another projector, or a partition moving to
+    another projector, resumes from the committed offsets only when its partition is marked.
     """
 
     def __init__(
@@ -174,42 +176,88 @@ class Projector:
         self.consumed = 0
         self._stop = threading.Event()
 
-    def _lost(self) -> set[str]:
-        """Topics whose entity's views are gone (Redis flushed or restarted empty)."""
+    def _unfilled(self, partitions: Sequence[TopicPartition]) -> dict[str, _Refill]:
+        """Of ``partitions``, those not read from offset 0 since their entity's views were last
+        lost, per entity with its current fill epoch (none while Redis is unreachable: a later
+        check finds them)."""
+        by_entity: dict[str, list[TopicPartition]] = defaultdict(list)
+        for tp in partitions:
+            entity = self.decoder.entity_of.get(tp.topic)
+            if entity is not None:
+                by_entity[entity].append(tp)
+        unfilled: dict[str, _Refill] = {}
         try:
-            gone = {e for e in set(self.decoder.entity_of.values()) if not self.cache.filled(e)}
-            return {t for t, entity in self.decoder.entity_of.items() if entity in gone}
+            for entity, tps in by_entity.items():
+                epoch = self.cache.fill_epoch(entity)
+                done = self.cache.filled_partitions(entity, epoch)
+                lost = [tp for tp in tps if _field(tp.topic, tp.partition) not in done]
+                if lost:
+                    unfilled[entity] = _Refill(epoch, lost)
         except RedisUnavailableError:
-            return set()  # the next batch waits for Redis; the check runs again later
+            return {}
+        return unfilled
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = self._lost()
+        unfilled = self._unfilled(partitions)
+        refill = {(tp.topic, tp.partition) for r in unfilled.values() for tp in r.partitions}
         for tp in partitions:
-            if tp.topic in lost:
+            if (tp.topic, tp.partition) in refill:
                 tp.offset = OFFSET_BEGINNING
         consumer.assign(partitions)
-        self._mark(lost)
+        self._mark(consumer, unfilled)
 
     def _refill_if_lost(self, consumer: Consumer) -> None:
-        lost = self._lost()
-        if not lost:
-            return
         assigned = consumer.assignment()
         if not assigned:
-            # Not in the group yet: marking the views filled now would make the assignment
-            # resume from the committed offsets and leave them empty; _on_assign refills them.
+            # Not in the group yet: _on_assign checks the partitions when they come (marking
+            # anything now would make the assignment resume from the committed offsets).
             return
-        for tp in assigned:
-            if tp.topic in lost:
+        unfilled = self._unfilled(assigned)
+        if not unfilled:
+            return
+        for refill in unfilled.values():
+            for tp in refill.partitions:
                 consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
         log.warning(
-            "read views of %s are gone; refilling them from offset 0", ", ".join(sorted(lost))
+            "read views of %s are gone; refilling them from offset 0 (%d partition(s) of this "
+            "projector)",
+            ", ".join(sorted(unfilled)),
+            sum(len(r.partitions) for r in unfilled.values()),
         )
-        self._mark(lost)
+        self._mark(consumer, unfilled)
 
-    def _mark(self, topics: set[str]) -> None:
-        for entity in sorted({self.decoder.entity_of[topic] for topic in topics}):
-            self.cache.mark_filled(entity)
+    def _mark(self, consumer: Consumer, unfilled: dict[str, _Refill]) -> None:
+        """Move the group's offsets of partitions being refilled to their start, then mark them
+        filled in their entity's fill epoch.
+
+        The marks tell every projector of the group (and this one after a restart) that the
+        partitions need no refill; committing the start first makes a projector that stops
+        before it commits anything further hand them over at their start, not at the offsets
+        the group had before the loss.
+        """
+        if not unfilled:
+            return
+        starts = [
+            TopicPartition(tp.topic, tp.partition, 0)
+            for refill in unfilled.values()
+            for tp in refill.partitions
+        ]
+        try:
+            consumer.store_offsets(offsets=starts)  # or the auto-commit would move them back
+            consumer.commit(offsets=starts, asynchronous=False)
+        except KafkaException as exc:
+            log.warning(
+                "could not commit the start of the partitions being refilled (%s); a later check "
+                "marks them",
+                exc,
+            )
+            return
+        try:
+            for entity, refill in unfilled.items():
+                names = [_field(tp.topic, tp.partition) for tp in refill.partitions]
+                self.cache.mark_partitions_filled(entity, refill.epoch, names)
+        except RedisUnavailableError:
+            pass  # unmarked: a later check reads them from offset 0 again, which changes nothing
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
@@ -252,6 +300,19 @@ class Projector:
                     on_batch(len(messages), applied)
         finally:
             consumer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Refill:
+    """Partitions of one entity to read from offset 0, and the fill epoch they are marked in."""
+
+    epoch: str
+    partitions: list[TopicPartition]
+
+
+def _field(topic: str, partition: int) -> str:
+    """A partition's field in the fill marker."""
+    return f"{topic}:{partition}"
 
 
 def _coords(m: KafkaMessage) -> tuple[str, int]:
@@ -322,13 +383,13 @@ def rebuild_views(
     consumer = Consumer(conf)
     progress = RebuildProgress()
     try:
-        snapshot = snapshot_ends(consumer, decoder.entity_of, settings.kafka.request_timeout_s)
-        progress.total = snapshot.total
         if clear:
+            # before the snapshot: what a running projector applied before the clear lies before
+            # the ends read next, so the rebuild writes it again
             for entity in entities:
                 cache.clear(entity.name)
-        for entity in entities:
-            cache.mark_filled(entity.name)
+        snapshot = snapshot_ends(consumer, decoder.entity_of, settings.kafka.request_timeout_s)
+        progress.total = snapshot.total
         if on_progress is not None:
             on_progress(progress)
 
@@ -342,6 +403,12 @@ def rebuild_views(
                 on_progress(progress)
 
         read_to_end(consumer, snapshot, apply)
+        # Marked once read: a running projector refills its partitions meanwhile (the views
+        # converge either way), and a rebuild cut short leaves them to the next projector.
+        for entity in entities:
+            epoch = cache.fill_epoch(entity.name)
+            read = [_field(t, p) for t, p in snapshot.ends if decoder.entity_of[t] == entity.name]
+            cache.mark_partitions_filled(entity.name, epoch, read)
         return progress
     finally:
         consumer.close()

@@ -12,7 +12,10 @@ Key layout (every name comes from :func:`mdhub.naming.redis_key`)::
                                                       scored by claim order; the highest answers
     <ns>:<entity>:meta:live                     set   golden ids whose doc is present (count)
     <ns>:<entity>:meta:claimseq                 int   claim-order counter
-    <ns>:<entity>:meta:filled                   str   set when a fill from offset 0 began
+    <ns>:<entity>:meta:fill                     hash  epoch (an id made when the views were
+                                                      found lost), and per partition of the
+                                                      entity's topics ("<topic>:<partition>")
+                                                      the epoch in which it was read from offset 0
     <ns>:<entity>:history:<golden_id>           zset  one member per version: the change event
                                                       as JSON (:mod:`mdhub.cache.history`),
                                                       scored by version; written once per version
@@ -37,7 +40,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast, runtime_checkable
@@ -70,6 +74,8 @@ _XREF: Final = "xref"
 _META: Final = "meta"
 _LIVE: Final = "live"
 _CLAIMSEQ: Final = "claimseq"
+_FILL: Final = "fill"
+_FILL_EPOCH: Final = "epoch"
 _REVIEW: Final = "review"
 _REVIEWQ: Final = "reviewq"
 
@@ -265,12 +271,17 @@ class GoldenCache(Protocol):
         """Return the number of golden records of ``entity`` whose document is present."""
         ...
 
-    def filled(self, entity: str) -> bool:
-        """Whether the views of ``entity`` were filled since Redis last lost them."""
+    def fill_epoch(self, entity: str) -> str:
+        """The id of the entity's current fill: it changes whenever the views are lost (a flush,
+        an empty restart, :meth:`clear`). The first caller after a loss makes it."""
         ...
 
-    def mark_filled(self, entity: str) -> None:
-        """Record that the views of ``entity`` are being filled from offset 0."""
+    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
+        """Partitions (``"<topic>:<partition>"``) marked as read from offset 0 in fill ``epoch``."""
+        ...
+
+    def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
+        """Record that ``partitions`` are read (or being read) from offset 0 in fill ``epoch``."""
         ...
 
     def close(self) -> None:
@@ -683,15 +694,35 @@ class RedisGoldenCache:
         with self._translated("counting golden records"):
             return self._client.scard(self._key(entity, _META, _LIVE))
 
-    def filled(self, entity: str) -> bool:
-        """Whether the views of ``entity`` were filled since Redis last lost them (flush, restart)."""
+    def fill_epoch(self, entity: str) -> str:
+        """The id of the entity's current fill (``epoch`` of its fill hash), made by the first
+        caller after the views were lost: every projector that sees the loss gets the same one."""
+        key = self._key(entity, _META, _FILL)
         with self._translated("reading the fill marker"):
-            return bool(self._client.exists(self._key(entity, _META, "filled")))
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hsetnx(key, _FILL_EPOCH, uuid.uuid4().hex)
+            pipe.hget(key, _FILL_EPOCH)
+            _, epoch = pipe.execute()
+        return _text(epoch)
 
-    def mark_filled(self, entity: str) -> None:
-        """Record that the views of ``entity`` are being filled from offset 0."""
+    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
+        """Partitions (``"<topic>:<partition>"``) marked as read from offset 0 in fill ``epoch``."""
+        with self._translated("reading the fill marker"):
+            fields = self._client.hgetall(self._key(entity, _META, _FILL))
+        return {
+            _text(name)
+            for name, value in fields.items()
+            if _text(name) != _FILL_EPOCH and _text(value) == epoch
+        }
+
+    def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
+        """Record that ``partitions`` are read from offset 0 in fill ``epoch``. After a loss in
+        between, the marks stand beside no epoch (or a newer one) and count for nothing."""
+        items = [part for partition in partitions for part in (partition, epoch)]
+        if not items:
+            return
         with self._translated("writing the fill marker"):
-            self._client.set(self._key(entity, _META, "filled"), "1")
+            self._client.hset(self._key(entity, _META, _FILL), items=items)
 
     def close(self) -> None:
         """Close the client's connections."""
