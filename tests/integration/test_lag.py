@@ -23,6 +23,8 @@ from harness import ROOT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from mdhub.api import create_app
+from mdhub.kafka import offsets
+from mdhub.kafka.offsets import close_readers, committed_offsets
 from mdhub.ops.lag import LagTracker, Status
 from mdhub.ops.lagsource import KafkaLagSource
 from mdhub.ops.monitor import LagMonitor
@@ -355,3 +357,22 @@ def test_the_workers_stall_probe_counts_inputs_and_finds_start_offsets(
             unreachable.starts(topic, [0], timeout=1.0)
     finally:
         unreachable.close()
+
+
+def test_committed_offsets_are_read_with_a_reader_of_the_group_until_closed(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    topic = f"{namespace}.customer.changes.v1"
+    create_topic(kafka_bootstrap, topic, 2)
+    produce(kafka_bootstrap, topic, {0: 5, 1: 3})
+    group = f"{namespace}-ext-offsets"
+    commit(kafka_bootstrap, group, [TopicPartition(topic, 0, 4)])
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    wanted = [(topic, 0), (topic, 1)]
+    assert committed_offsets(kafka, group, wanted, 30) == {(topic, 0): 4, (topic, 1): -1}
+    assert offsets._READERS, "the reader is kept for the next call"
+    close_readers()  # as `mdhub run` does before it stops Kafka
+    assert not offsets._READERS
+    commit(kafka_bootstrap, group, [TopicPartition(topic, 1, 3)])
+    assert committed_offsets(kafka, group, wanted, 30) == {(topic, 0): 4, (topic, 1): 3}
+    close_readers()

@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
         "and the API as child processes, publish the sample data of config/sample/ (a customer "
         "known to all three sources, updates, a delete and bad records) and a generated data set "
         "with known duplicates (`mdhub generate`), and print where to look. Ctrl-C (or SIGTERM, "
-        "SIGHUP) stops it all (the stack too, unless --keep-stack).",
+        "SIGHUP) stops it all, with the Kafka and Redis it started (unless --keep-stack); "
+        "servers that ran before are left running.",
     )
     run.add_argument(
         "--sample-dir",
@@ -168,6 +169,8 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_all(args: argparse.Namespace, settings: Settings) -> int:
     from mdhub.cache.views import RedisGoldenCache
+    from mdhub.kafka.admin import release_admins
+    from mdhub.kafka.offsets import close_readers
     from mdhub.stack import stack_down, stack_up
 
     ctx = Context(settings)
@@ -254,8 +257,25 @@ def _run_all(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         _stop_children(children)
-        if not args.keep_stack:
-            stack_down(settings.stack, report=lambda line: console.print(f"  {escape(line)}"))
+        # this process's Kafka clients would log every reconnection attempt once Kafka is gone
+        close_readers()
+        release_admins()
+        if args.keep_stack:
+            console.print("  Kafka and Redis left running (`mdhub stack down` stops them)")
+        else:
+            if status.started:
+                stack_down(
+                    settings.stack,
+                    report=lambda line: console.print(f"  {escape(line)}"),
+                    only=status.started,
+                )
+            if before := [
+                name for name in ("Kafka", "Redis") if name.lower() not in status.started
+            ]:
+                console.print(
+                    f"  {' and '.join(before)} ran before `mdhub run` started: left running "
+                    "(`mdhub stack down` stops them)"
+                )
         console.print("stopped")
 
 

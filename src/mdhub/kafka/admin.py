@@ -16,7 +16,14 @@ from mdhub.kafka.config import admin_config
 from mdhub.settings import KafkaSettings
 from mdhub.topology import TopicSpec
 
-__all__ = ["TopicReport", "ensure_topics", "existing_topics", "shared_admin", "wait_for_kafka"]
+__all__ = [
+    "TopicReport",
+    "ensure_topics",
+    "existing_topics",
+    "release_admins",
+    "shared_admin",
+    "wait_for_kafka",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,13 @@ def shared_admin(conf: Mapping[str, Any]) -> AdminClient:
         if admin is None:
             admin = _ADMINS[key] = AdminClient(dict(conf))
         return admin
+
+
+def release_admins() -> None:
+    """Let go of the process's admin clients (librdkafka destroys one when its last reference
+    goes): for a process that goes on after Kafka stopped, and calls them no more."""
+    with _ADMINS_LOCK:
+        _ADMINS.clear()
 
 
 def _admin(kafka: KafkaSettings) -> AdminClient:

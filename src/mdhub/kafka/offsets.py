@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from mdhub.kafka.config import consumer_config
 from mdhub.settings import KafkaSettings
 
-__all__ = ["MAX_READERS", "committed_offsets"]
+__all__ = ["MAX_READERS", "close_readers", "committed_offsets"]
 
 MAX_READERS = 64
 """Consumer groups whose offset readers a process keeps open."""
@@ -52,6 +52,16 @@ def _reader(kafka: KafkaSettings, group: str) -> Consumer:
             with contextlib.suppress(KafkaException, RuntimeError):
                 oldest.close()
         return reader
+
+
+def close_readers() -> None:
+    """Close every reader this process keeps (before Kafka stops under a process that goes on:
+    an open reader would log a failed connection attempt several times a second)."""
+    with _LOCK:
+        while _READERS:
+            _, reader = _READERS.popitem()
+            with contextlib.suppress(KafkaException, RuntimeError):
+                reader.close()
 
 
 def committed_offsets(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 
 from mdhub.errors import StackError
 from mdhub.settings import StackSettings
@@ -75,7 +76,8 @@ def stack_up(settings: StackSettings, report: Report | None = None) -> StackStat
         report: receives one line per step (fetching jars, formatting, starting, waiting).
 
     Returns:
-        The state of both servers, both running and reachable.
+        The state of both servers, both running and reachable, with the ones this call started
+        in ``started``.
 
     Raises:
         StackError: a port is taken, a program is missing, or a server did not come up; the
@@ -117,7 +119,7 @@ def stack_up(settings: StackSettings, report: Report | None = None) -> StackStat
             with suppress(StackError):
                 _stop(settings, started, silent)
             raise
-        return stack_status(settings)
+        return replace(stack_status(settings), started=tuple(started))
 
 
 def _stop(settings: StackSettings, names: list[str], report: Report) -> None:
@@ -132,7 +134,11 @@ def _stop(settings: StackSettings, names: list[str], report: Report) -> None:
         raise StackError("; ".join(errors))
 
 
-def stack_down(settings: StackSettings, report: Report | None = None) -> None:
+def stack_down(
+    settings: StackSettings,
+    report: Report | None = None,
+    only: Sequence[str] = ("kafka", "redis"),
+) -> None:
     """Stop Kafka and Redis if they run (SIGTERM, then SIGKILL after a grace period).
 
     Idempotent: stopping a stopped stack does nothing. Data stays in the state directory.
@@ -140,10 +146,11 @@ def stack_down(settings: StackSettings, report: Report | None = None) -> None:
     Args:
         settings: the stack settings.
         report: receives one line per server stopped.
+        only: the servers to stop (``StackStatus.started`` stops what one ``stack_up`` started).
 
     Raises:
         StackError: a process could not be stopped.
     """
     report = report or silent
     with _state_lock(settings, report), _os_errors_as_stack_errors(settings):
-        _stop(settings, ["kafka", "redis"], report)
+        _stop(settings, list(only), report)

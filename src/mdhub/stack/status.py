@@ -48,6 +48,9 @@ class StackStatus:
 
     kafka: ServerStatus
     redis: ServerStatus
+    started: tuple[
+        str, ...
+    ] = ()  # the servers ("kafka", "redis") the call that returned it started
 
     @property
     def ready(self) -> bool:
