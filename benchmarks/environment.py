@@ -50,12 +50,14 @@ def passthrough_settings() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith("MDHUB_") and k not in _OWN}
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """CPU time (user + system, all threads) a live process has used, from ``/proc``."""
+def cpu_seconds(pid: int | None, thread: int | None = None) -> float | None:
+    """CPU time (user + system) a live process has used, from ``/proc``: all its threads, or
+    the one whose id is ``thread`` (the process id names its main thread)."""
     if pid is None:
         return None
+    where = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(where).read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; the fields after its ")" are fixed.

@@ -100,6 +100,34 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+def _ceilings(results: dict[str, Any], hub: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the CPU seconds imply: the rate at which the worker's main thread, or all the
+    processes together on the machine's CPUs, would have no time left (an upper bound)."""
+    changes = results["parameters"]["records"]
+    rows: list[tuple[str, str]] = []
+    main = hub.get("worker_main_thread_cpu_s")
+    if main:
+        per_change = main / changes * 1e6
+        rows.append(
+            (
+                "  worker main thread (faust's loop, the resolve agent)",
+                f"{_num(per_change)} us CPU per change: at most {_num(1e6 / per_change)} changes/s",
+            )
+        )
+    cpu = hub["cpu_s"]
+    if "kafka" in cpu and "redis" in cpu:  # the servers were measured too (the stack is ours)
+        per_change = sum(cpu.values()) / changes * 1e6
+        nproc = results["machine"]["nproc"]
+        rows.append(
+            (
+                "  all of these processes together",
+                f"{_num(per_change)} us CPU per change: at most {_num(nproc * 1e6 / per_change)} "
+                f"changes/s on {nproc} CPUs",
+            )
+        )
+    return rows
+
+
 def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     b0 = results.get("b0")
@@ -133,6 +161,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     ", ".join(f"{name} {_num(sec, 1)}" for name, sec in hub["cpu_s"].items()),
                 )
             )
+            rows.extend(_ceilings(results, hub))
         if hub.get("ratio_to_b0") is not None:
             rows.append(("Hub / B0", _num(hub["ratio_to_b0"], 3)))
     lat = results.get("latency")

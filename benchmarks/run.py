@@ -347,6 +347,7 @@ def run(
     key, value = warmup.messages[0]
     producer.produce(topic_name(namespace, ENTITY, Stage.SOURCE), value, key)
     producer.flush(30)
+    del producer  # destroyed now: alive when the stack stops, it logs every reconnection attempt
     wait_until_projected(client, settings, 1, processes, args.start_timeout)
     results["warmup_s"] = time.perf_counter() - warm_started
     phases.say(f"hub: worker and projector ready after {results['warmup_s']:.1f} s")
@@ -354,6 +355,8 @@ def run(
     pids = {**{proc.name: proc.pid for proc in processes}, **servers, "benchmark": os.getpid()}
     if not args.skip_throughput:
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        worker_pid = processes[0].pid
+        main_before = cpu_seconds(worker_pid, thread=worker_pid)
         hub = run_hub(
             settings,
             client,
@@ -374,6 +377,10 @@ def run(
             for name, pid in pids.items()
             if (before := cpu_before[name]) is not None and (after := cpu_seconds(pid)) is not None
         }
+        main_after = cpu_seconds(worker_pid, thread=worker_pid)
+        if main_before is not None and main_after is not None:
+            # the thread of faust's event loop and the resolve agent: it bounds one worker
+            results["hub"]["worker_main_thread_cpu_s"] = round(main_after - main_before, 1)
         if not hub.complete:
             missing = hub.expected_versions - hub.projected_versions
             results["notes"].append(
