@@ -56,8 +56,9 @@ from rich.progress import (  # noqa: E402
 )
 
 from mdhub.cache.views import RedisGoldenCache  # noqa: E402
-from mdhub.kafka.admin import ensure_topics  # noqa: E402
+from mdhub.kafka.admin import ensure_topics, release_admins  # noqa: E402
 from mdhub.kafka.config import producer_config  # noqa: E402
+from mdhub.kafka.offsets import close_readers  # noqa: E402
 from mdhub.modelfile import load_model  # noqa: E402
 from mdhub.naming import Stage, topic_name  # noqa: E402
 from mdhub.serde.catalog import SchemaCatalog  # noqa: E402
@@ -259,6 +260,10 @@ def run(
         )
         if not args.keep_stack:
             cleanup.callback(stack.down)
+            # run first (last in, first out): this process's admin clients and offset readers
+            # would log every reconnection attempt once Kafka is gone
+            cleanup.callback(release_admins)
+            cleanup.callback(close_readers)
         phases.say(f"starting the benchmark's stack in {args.state_dir}")
         bootstrap, redis_url = stack.up()
         servers = stack.pids()
