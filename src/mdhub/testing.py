@@ -277,18 +277,16 @@ class InMemoryGoldenCache:
             state = self._entities.get(entity)
             return sum(g.doc is not None for g in state.golden.values()) if state else 0
 
-    def fill_epoch(self, entity: str) -> str:
-        """The id of the entity's current fill, made by the first call after :meth:`clear`."""
+    def fill_state(self, entity: str) -> tuple[str, set[str]]:
+        """The id of the entity's current fill (made by the first call after :meth:`clear`) and
+        the partitions marked as read from offset 0 in it."""
         self._check()
         with self._lock:
-            return self._fill.setdefault(entity, {}).setdefault("epoch", uuid.uuid4().hex)
-
-    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
-        """Partitions marked as read from offset 0 in fill ``epoch``."""
-        self._check()
-        with self._lock:
-            marks = self._fill.get(entity, {})
-            return {name for name, value in marks.items() if name != "epoch" and value == epoch}
+            marks = self._fill.setdefault(entity, {})
+            epoch = marks.setdefault("epoch", uuid.uuid4().hex)
+            return epoch, {
+                name for name, value in marks.items() if name != "epoch" and value == epoch
+            }
 
     def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
         """Record that ``partitions`` are read from offset 0 in fill ``epoch``."""

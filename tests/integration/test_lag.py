@@ -327,20 +327,30 @@ def test_stopped_and_stuck_groups_in_metrics_within_the_window(
         present.close()
 
 
-def test_the_workers_stall_probe_counts_inputs_and_finds_start_offsets(
+def test_the_workers_stall_probe_and_the_offset_readers_read_committed_offsets(
     kafka_bootstrap: str, namespace: str
 ) -> None:
     topic = f"{namespace}.customer.resolve.v1"
     create_topic(kafka_bootstrap, topic, 2)
     produce(kafka_bootstrap, topic, {0: 7, 1: 3})
-    probe = LagProbe(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"{namespace}-worker")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    group = f"{namespace}-worker"
+    both = [(topic, 0), (topic, 1)]
+    probe = LagProbe(kafka, group)
     try:
         assert probe.lag([]) == 0
-        assert probe.lag([(topic, 0), (topic, 1)]) == 10  # nothing committed: all of it waits
+        assert probe.lag(both) == 10  # nothing committed: all of it waits
         assert probe.starts(topic, [0, 1]) == {0: 0, 1: 0}  # nothing committed: the earliest
-        commit(kafka_bootstrap, f"{namespace}-worker", [TopicPartition(topic, 0, 5)])
+        assert committed_offsets(kafka, group, both, 30) == {(topic, 0): -1, (topic, 1): -1}
+        commit(kafka_bootstrap, group, [TopicPartition(topic, 0, 5)])
+        # the group's offset reader is kept between calls, and made again once closed
+        assert offsets._READERS
+        close_readers()  # as `mdhub run` does before it stops Kafka
+        assert not offsets._READERS
+        assert committed_offsets(kafka, group, both, 30) == {(topic, 0): 5, (topic, 1): -1}
+        close_readers()
         assert probe.lag([(topic, 0)]) == 2
-        assert probe.lag([(topic, 0), (topic, 1)]) == 5
+        assert probe.lag(both) == 5
         assert probe.starts(topic, [0, 1]) == {0: 5, 1: 0}
         # partition 1's first three messages deleted (retention): its first offset is 3, not 0
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap, "log_level": 3})
@@ -357,22 +367,3 @@ def test_the_workers_stall_probe_counts_inputs_and_finds_start_offsets(
             unreachable.starts(topic, [0], timeout=1.0)
     finally:
         unreachable.close()
-
-
-def test_committed_offsets_are_read_with_a_reader_of_the_group_until_closed(
-    kafka_bootstrap: str, namespace: str
-) -> None:
-    topic = f"{namespace}.customer.changes.v1"
-    create_topic(kafka_bootstrap, topic, 2)
-    produce(kafka_bootstrap, topic, {0: 5, 1: 3})
-    group = f"{namespace}-ext-offsets"
-    commit(kafka_bootstrap, group, [TopicPartition(topic, 0, 4)])
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    wanted = [(topic, 0), (topic, 1)]
-    assert committed_offsets(kafka, group, wanted, 30) == {(topic, 0): 4, (topic, 1): -1}
-    assert offsets._READERS, "the reader is kept for the next call"
-    close_readers()  # as `mdhub run` does before it stops Kafka
-    assert not offsets._READERS
-    commit(kafka_bootstrap, group, [TopicPartition(topic, 1, 3)])
-    assert committed_offsets(kafka, group, wanted, 30) == {(topic, 0): 4, (topic, 1): 3}
-    close_readers()

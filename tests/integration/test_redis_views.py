@@ -423,13 +423,13 @@ def test_the_fill_marker_names_one_epoch_per_loss_and_its_partitions(
 ) -> None:
     other = RedisGoldenCache.from_url(redis_url, cache.namespace, 2.0)  # another projector
     try:
-        epoch = cache.fill_epoch(E)
-        assert other.fill_epoch(E) == epoch  # whoever sees the loss first makes it
-        assert cache.filled_partitions(E, epoch) == set()
+        epoch, filled = cache.fill_state(E)
+        assert other.fill_state(E) == (epoch, set())  # whoever sees the loss first makes it
+        assert filled == set()
         cache.mark_partitions_filled(E, epoch, ["t.golden:0", "t.changes:0"])
         other.mark_partitions_filled(E, epoch, ["t.golden:1"])
-        assert other.filled_partitions(E, epoch) == {"t.golden:0", "t.changes:0", "t.golden:1"}
-        assert cache.filled_partitions("product", cache.fill_epoch("product")) == set()
+        assert other.fill_state(E) == (epoch, {"t.golden:0", "t.changes:0", "t.golden:1"})
+        assert cache.fill_state("product")[1] == set()
         raw = redis.Redis.from_url(redis_url)
         try:
             raw.delete(redis_key(cache.namespace, E, "meta", "fill"))  # lost, as in a flush
@@ -437,10 +437,10 @@ def test_the_fill_marker_names_one_epoch_per_loss_and_its_partitions(
             raw.close()
         stale = ["t.golden:0"]
         cache.mark_partitions_filled(E, epoch, stale)  # a projector still in the old fill
-        renewed = other.fill_epoch(E)
+        renewed, filled = other.fill_state(E)
         assert renewed != epoch
-        assert cache.filled_partitions(E, renewed) == set()  # the stale mark counts for nothing
+        assert filled == set()  # the stale mark counts for nothing
         cache.clear(E)
-        assert cache.fill_epoch(E) not in (epoch, renewed)
+        assert cache.fill_state(E)[0] not in (epoch, renewed)
     finally:
         other.close()

@@ -56,7 +56,7 @@ def projector(cache: InMemoryGoldenCache) -> Projector:
 
 
 def marked(cache: InMemoryGoldenCache) -> set[str]:
-    return cache.filled_partitions("customer", cache.fill_epoch("customer"))
+    return cache.fill_state("customer")[1]
 
 
 def test_a_loss_seen_before_the_assignment_is_refilled_when_it_comes() -> None:

@@ -188,8 +188,7 @@ class Projector:
         unfilled: dict[str, _Refill] = {}
         try:
             for entity, tps in by_entity.items():
-                epoch = self.cache.fill_epoch(entity)
-                done = self.cache.filled_partitions(entity, epoch)
+                epoch, done = self.cache.fill_state(entity)
                 lost = [tp for tp in tps if _field(tp.topic, tp.partition) not in done]
                 if lost:
                     unfilled[entity] = _Refill(epoch, lost)
@@ -406,7 +405,7 @@ def rebuild_views(
         # Marked once read: a running projector refills its partitions meanwhile (the views
         # converge either way), and a rebuild cut short leaves them to the next projector.
         for entity in entities:
-            epoch = cache.fill_epoch(entity.name)
+            epoch, _ = cache.fill_state(entity.name)
             read = [_field(t, p) for t, p in snapshot.ends if decoder.entity_of[t] == entity.name]
             cache.mark_partitions_filled(entity.name, epoch, read)
         return progress

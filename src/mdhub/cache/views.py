@@ -271,13 +271,10 @@ class GoldenCache(Protocol):
         """Return the number of golden records of ``entity`` whose document is present."""
         ...
 
-    def fill_epoch(self, entity: str) -> str:
-        """The id of the entity's current fill: it changes whenever the views are lost (a flush,
-        an empty restart, :meth:`clear`). The first caller after a loss makes it."""
-        ...
-
-    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
-        """Partitions (``"<topic>:<partition>"``) marked as read from offset 0 in fill ``epoch``."""
+    def fill_state(self, entity: str) -> tuple[str, set[str]]:
+        """The id of the entity's current fill, and the partitions (``"<topic>:<partition>"``)
+        marked as read from offset 0 in it. The id changes whenever the views are lost (a flush,
+        an empty restart, :meth:`clear`); the first caller after a loss makes it."""
         ...
 
     def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
@@ -694,26 +691,19 @@ class RedisGoldenCache:
         with self._translated("counting golden records"):
             return self._client.scard(self._key(entity, _META, _LIVE))
 
-    def fill_epoch(self, entity: str) -> str:
-        """The id of the entity's current fill (``epoch`` of its fill hash), made by the first
-        caller after the views were lost: every projector that sees the loss gets the same one."""
+    def fill_state(self, entity: str) -> tuple[str, set[str]]:
+        """The entity's current fill (``epoch`` of its fill hash, made by the first caller after
+        the views were lost: every projector that sees the loss gets the same one), and the
+        partitions marked as read from offset 0 in it; one round trip."""
         key = self._key(entity, _META, _FILL)
         with self._translated("reading the fill marker"):
             pipe = self._client.pipeline(transaction=True)
             pipe.hsetnx(key, _FILL_EPOCH, uuid.uuid4().hex)
-            pipe.hget(key, _FILL_EPOCH)
-            _, epoch = pipe.execute()
-        return _text(epoch)
-
-    def filled_partitions(self, entity: str, epoch: str) -> set[str]:
-        """Partitions (``"<topic>:<partition>"``) marked as read from offset 0 in fill ``epoch``."""
-        with self._translated("reading the fill marker"):
-            fields = self._client.hgetall(self._key(entity, _META, _FILL))
-        return {
-            _text(name)
-            for name, value in fields.items()
-            if _text(name) != _FILL_EPOCH and _text(value) == epoch
-        }
+            pipe.hgetall(key)
+            _, raw = pipe.execute()
+        fields = {_text(name): _text(value) for name, value in raw.items()}
+        epoch = fields.pop(_FILL_EPOCH)
+        return epoch, {name for name, value in fields.items() if value == epoch}
 
     def mark_partitions_filled(self, entity: str, epoch: str, partitions: Iterable[str]) -> None:
         """Record that ``partitions`` are read from offset 0 in fill ``epoch``. After a loss in

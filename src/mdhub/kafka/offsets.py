@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from mdhub.kafka.config import consumer_config
 from mdhub.settings import KafkaSettings
 
-__all__ = ["MAX_READERS", "close_readers", "committed_offsets"]
+__all__ = ["MAX_READERS", "close_readers", "committed_offsets", "read_committed"]
 
 MAX_READERS = 64
 """Consumer groups whose offset readers a process keeps open."""
@@ -72,11 +72,21 @@ def committed_offsets(
     Raises:
         KafkaException: Kafka did not answer within ``timeout`` seconds, or refused a partition.
     """
+    wanted = list(partitions)
+    return read_committed(_reader(kafka, group), wanted, timeout) if wanted else {}
+
+
+def read_committed(
+    consumer: Consumer, partitions: Iterable[tuple[str, int]], timeout: float
+) -> dict[tuple[str, int], int]:
+    """:func:`committed_offsets` with a consumer of the group the caller keeps itself.
+
+    Raises:
+        KafkaException: Kafka did not answer within ``timeout`` seconds, or refused a partition.
+    """
     wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-    if not wanted:
-        return {}
     found: dict[tuple[str, int], int] = {}
-    for tp in _reader(kafka, group).committed(wanted, timeout=timeout):
+    for tp in consumer.committed(wanted, timeout=timeout):
         if tp.error is not None:
             raise KafkaException(tp.error)
         found[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else -1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from mdhub.kafka.config import consumer_config
+from mdhub.kafka.offsets import read_committed
 from mdhub.settings import KafkaSettings
 
 __all__ = ["LagProbe", "StallWatch"]
@@ -90,14 +91,11 @@ class LagProbe:
         """
         consumer = self._client()
         found: dict[tuple[str, int], tuple[int, int]] = {}
-        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-        for tp in consumer.committed(wanted, timeout=timeout):
-            if tp.error is not None:
-                raise KafkaException(tp.error)
+        for (topic, partition), offset in read_committed(consumer, partitions, timeout).items():
             low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False
+                TopicPartition(topic, partition), timeout=timeout, cached=False
             )
-            found[(tp.topic, tp.partition)] = (tp.offset if tp.offset >= 0 else low, high)
+            found[(topic, partition)] = (offset if offset >= 0 else low, high)
         return found
 
     def lag(self, partitions: Iterable[tuple[str, int]], timeout: float = 5.0) -> int | None:
