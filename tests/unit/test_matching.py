@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -1121,6 +1122,69 @@ RECORDS = st.dictionaries(st.sampled_from(sorted(PROPERTY_SPEC.attributes)), ANY
 FAST = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
+
+
+def _dob_fires(day: dt.date, other: dt.date) -> bool:
+    scored = compare(
+        PROPERTY_SPEC,
+        features(PROPERTY_SPEC, {"birth_date": day}),
+        features(PROPERTY_SPEC, {"birth_date": other}),
+    )
+    return scored.rule == "dob"
+
+
+def _narrowed_out(day: dt.date, other: dt.date) -> bool:
+    narrowing = PROPERTY_SPEC._plan.narrowing
+    assert narrowing is not None
+    dates = narrowing.dates(features(PROPERTY_SPEC, {"birth_date": day}))
+    assert dates is not None
+    return other.toordinal() not in dates
+
+
+DAYS = st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2030, 12, 31))
+
+
+@FAST
+@given(DAYS, st.integers(-5, 5), st.booleans())
+def test_the_date_narrowing_leaves_out_exactly_the_dates_the_rule_tells_apart(
+    day: dt.date, shift: int, swap: bool
+) -> None:
+    # near dates: the same, within the tolerance (3 days), just outside, day and month swapped
+    other = day + dt.timedelta(days=shift)
+    if swap:
+        with contextlib.suppress(ValueError):  # no such day (31 April, ...)
+            other = dt.date(other.year, other.day, other.month)
+    assert _narrowed_out(day, other) == _dob_fires(day, other)
+
+
+@FAST
+@given(DAYS, DAYS)
+def test_the_date_narrowing_agrees_with_the_rule_on_any_two_dates(
+    day: dt.date, other: dt.date
+) -> None:
+    assert _narrowed_out(day, other) == _dob_fires(day, other)
+
+
+def test_the_date_narrowing_lists_the_day_the_swap_and_the_tolerance() -> None:
+    narrowing = PROPERTY_SPEC._plan.narrowing
+    assert narrowing is not None
+    dates = narrowing.dates(features(PROPERTY_SPEC, {"birth_date": dt.date(1980, 3, 4)}))
+    expected = {dt.date(1980, 3, d).toordinal() for d in range(1, 8)}  # 4 March +- 3 days
+    assert dates == {*expected, dt.date(1980, 4, 3).toordinal()}
+    # without a date of its own a record may meet any date
+    assert narrowing.dates(features(PROPERTY_SPEC, {"first_name": "Ann"})) is None
+
+
+def test_only_a_different_rule_on_a_date_comparator_narrows() -> None:
+    assert spec_of(good_match())._plan.narrowing is not None
+    without_rules = good_match()
+    without_rules["rules"] = []
+    assert spec_of(without_rules)._plan.narrowing is None
+    on_email = good_match()
+    on_email["rules"] = [
+        {"name": "other_mail", "attribute": "email", "when": "different", "then": "no_match"}
+    ]
+    assert spec_of(on_email)._plan.narrowing is None
 
 
 @FAST

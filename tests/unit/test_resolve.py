@@ -215,6 +215,35 @@ def test_a_no_match_rule_with_one_source_rules_the_golden_record_out(feed: Feed)
     assert feed.golden_of("webshop:W1").golden_id != golden_id
 
 
+def test_a_record_a_steward_split_out_and_linked_back_does_not_rule_its_golden_record_out(
+    feed: Feed,
+) -> None:
+    # crm:C1 is split out by a steward and linked back to erp:E1 (no birth date): split-out
+    # records are never compared automatically, so C1's other birth date does not count
+    golden_id = golden_of_crm_and_erp(feed, email=ROBERT["email"])
+    feed.command(Action.SPLIT, golden_id, source_ref="crm:C1")
+    feed.command(Action.LINK, source_ref="crm:C1", other_ref="erp:E1")
+    linked = feed.golden_of("erp:E1").golden_id
+    assert feed.golden_of("crm:C1").golden_id == linked
+
+    # names, e-mail and country agree with erp:E1; the birth date differs from crm:C1's
+    feed.change(
+        "webshop:W1", **NAMES, email=ROBERT["email"], birth_date=dt.date(1955, 2, 3), country="US"
+    )
+
+    assert feed.golden_of("webshop:W1").golden_id == linked
+
+
+def test_a_new_birth_date_moves_a_record_in_its_blocks(feed: Feed) -> None:
+    feed.change("crm:C1", **US_ROBERT)
+    # the same names and birth year: the same blocking keys, another day
+    feed.change("crm:C1", 2, **{**US_ROBERT, "birth_date": dt.date(1980, 7, 8)})
+
+    feed.change("webshop:W1", **NAMES, birth_date=dt.date(1980, 7, 8))
+
+    assert feed.golden_of("webshop:W1").golden_id == feed.golden_of("crm:C1").golden_id
+
+
 def test_a_record_matching_two_golden_records_of_different_people_does_not_merge_them(
     feed: Feed,
 ) -> None:

@@ -177,6 +177,10 @@ class Workspace(Protocol):
         """The refs in a block, oldest first (it may be a live view: read it before changing the
         workspace)."""
 
+    def dated_block(self, key: str, date_key: str) -> Collection[tuple[str, int | None]] | None:
+        """The block's refs with their dates (the ordinal of the features' ``date_key``, None
+        without one), as :meth:`block`; None if the workspace does not keep those dates."""
+
 
 @dataclass(slots=True)
 class Resolution:
@@ -310,24 +314,89 @@ class Resolver:
 
     def _candidates(self, view: _View, mine: Summary, exclude: set[str]) -> dict[str, _Candidate]:
         """The golden records the blocks of ``mine`` lead to, each scored as a whole (over its
-        records that share a blocking key, see :meth:`_score_against`)."""
-        if self.spec is None or mine.alone:
+        records that share a blocking key, see :meth:`_score_against`).
+
+        With a date rule to narrow by (:class:`~mdhub.domain.matching.plan.Narrowing`), records
+        whose date the rule tells apart from ``mine``'s are left out as they are read: most of
+        a large block of namesakes costs a lookup each, not a score. A golden record with such
+        a record in the blocks is no candidate (:meth:`_score_against` would return None for
+        it, the rule firing), unless a steward decision keeps that record apart, which the
+        full reading below decides."""
+        spec = self.spec
+        if spec is None or mine.alone:
             return {}
+        narrowing = spec._plan.narrowing
+        dates = narrowing.dates(mine.features) if narrowing is not None else None
+        if narrowing is None or dates is None:
+            return self._scored(view, mine, self._found(view, mine, exclude, "", None))
+        found = self._found(view, mine, exclude, narrowing.key, dates)
+        if found:
+            ruled_out = self._ruled_out_by_date(view, mine, found, narrowing.key, dates)
+            if ruled_out is None:  # a steward decision is involved: read the blocks in full
+                found = self._found(view, mine, exclude, "", None, count=False)
+            else:
+                for golden_id in ruled_out:
+                    del found[golden_id]
+        return self._scored(view, mine, found)
+
+    def _windows(self, view: _View, mine: Summary, count: bool) -> list[Collection[str]]:
+        """The refs of each block of ``mine`` that are read, the newest ``max_block_size``."""
+        assert self.spec is not None
         cap = self.spec.max_block_size
-        out = view.out
-        seen: set[str] = {mine.ref}
-        # per golden id: the key that found it first, and its records in the blocks' order
-        found: dict[str, tuple[str, list[Summary]]] = {}
+        windows: list[Collection[str]] = []
         for key in mine.keys:
             refs = view.ws.block(key)
             if len(refs) > cap:
-                out.capped.append(key)
+                if count:
+                    view.out.capped.append(key)
                 refs = list(refs)[-cap:]
+            windows.append(refs)
+        return windows
+
+    def _found(
+        self,
+        view: _View,
+        mine: Summary,
+        exclude: set[str],
+        date_key: str,
+        dates: frozenset[int] | None,
+        count: bool = True,
+    ) -> dict[str, tuple[str, list[Summary]]]:
+        """Per golden id the blocks lead to: the key that found it first, and its records in
+        the blocks' order; with ``dates``, records whose date (under ``date_key``) is not in
+        it are skipped."""
+        assert self.spec is not None
+        cap = self.spec.max_block_size
+        own = view.out.summaries
+        stored = view.ws.summary
+        seen: set[str] = {mine.ref}
+        found: dict[str, tuple[str, list[Summary]]] = {}
+        for key in mine.keys:
+            refs: Collection[str]
+            dated = view.ws.dated_block(key, date_key) if dates is not None else None
+            if dated is not None and dates is not None:
+                # the dates kept in the block: a record is skipped without reading its summary
+                # (unless this input changed it: its own summary then says)
+                if len(dated) > cap:
+                    if count:
+                        view.out.capped.append(key)
+                    dated = list(dated)[-cap:]
+                refs = [ref for ref, date in dated if date is None or date in dates or ref in own]
+            else:
+                refs = view.ws.block(key)
+                if len(refs) > cap:
+                    if count:
+                        view.out.capped.append(key)
+                    refs = list(refs)[-cap:]
             for ref in refs:
                 if ref in seen:
                     continue
+                other = own.get(ref) or stored(ref)
+                if dates is not None and other is not None:
+                    date = other.features.get(date_key)
+                    if date is not None and date[0] not in dates:
+                        continue  # left out of found; _ruled_out_by_date looks at it again
                 seen.add(ref)
-                other = view.summary(ref)
                 if other is None or not other.indexed or other.golden_id in exclude:
                     continue
                 entry = found.get(other.golden_id)
@@ -335,6 +404,36 @@ class Resolver:
                     found[other.golden_id] = (key, [other])
                 else:
                     entry[1].append(other)
+        return found
+
+    def _ruled_out_by_date(
+        self,
+        view: _View,
+        mine: Summary,
+        found: dict[str, tuple[str, list[Summary]]],
+        date_key: str,
+        dates: frozenset[int],
+    ) -> set[str] | None:
+        """The golden records of ``found`` with a record in the blocks whose date the rule tells
+        apart from ``mine``'s; None if such a record is one a steward decision keeps apart."""
+        out: set[str] = set()
+        for refs in self._windows(view, mine, count=False):
+            for ref in refs:
+                other = view.summary(ref)
+                if other is None or not other.indexed or other.golden_id not in found:
+                    continue
+                date = other.features.get(date_key)
+                if date is None or date[0] in dates or ref == mine.ref:
+                    continue
+                if self._blocked_by_steward(view, mine, other):
+                    return None
+                view.out.comparisons += 1
+                out.add(other.golden_id)
+        return out
+
+    def _scored(
+        self, view: _View, mine: Summary, found: dict[str, tuple[str, list[Summary]]]
+    ) -> dict[str, _Candidate]:
         best: dict[str, _Candidate] = {}
         for golden_id, (key, members) in found.items():
             scored = self._score_against(view, mine, members)

@@ -25,13 +25,42 @@ def summary_key(ref: str) -> bytes:
 
 
 class IdentityIndex:
-    """Summaries by source ref and blocking key -> refs (insertion order, oldest first)."""
+    """Summaries by source ref and blocking key -> refs (insertion order, oldest first).
+
+    Each block maps its refs to their dates (the ordinal under :attr:`date_key`, None without
+    one): the resolver's date rule (:class:`~mdhub.domain.matching.plan.Narrowing`) reads them
+    there, next to the refs, instead of in every record's summary."""
 
     def __init__(self) -> None:
         self.summaries: dict[str, Summary] = {}
-        self.blocks: dict[str, dict[str, None]] = {}
+        self.blocks: dict[str, dict[str, int | None]] = {}
         self.largest_block = 0
         self.next_seq = 1
+        self.date_key: str | None = None
+
+    def _date(self, summary: Summary) -> int | None:
+        if self.date_key is None:
+            return None
+        date = summary.features.get(self.date_key)
+        return date[0] if isinstance(date, list) and date else None
+
+    def date_by(self, date_key: str | None) -> None:
+        """Keep the dates under ``date_key`` in the blocks (from now on, and for the refs in
+        them already)."""
+        if date_key == self.date_key:
+            return
+        self.date_key = date_key
+        for members in self.blocks.values():
+            for ref in members:
+                members[ref] = self._date(self.summaries[ref])
+
+    def dated_block(self, key: str, date_key: str) -> Collection[tuple[str, int | None]] | None:
+        """A block's ``(ref, date)`` pairs, oldest first (a live view, as :meth:`block`); None if
+        the blocks do not keep the dates under ``date_key``."""
+        if date_key != self.date_key:
+            return None
+        members = self.blocks.get(key)
+        return members.items() if members else ()
 
     @classmethod
     def load(cls, items: Iterable[tuple[bytes, bytes]]) -> IdentityIndex:
@@ -82,6 +111,7 @@ class IdentityIndex:
         new_keys = summary.keys if summary.indexed else ()
         if summary.seq >= self.next_seq:
             self.next_seq = summary.seq + 1
+        date = self._date(summary)
         if old_keys != new_keys:
             # leave every old block and join every new one at its end: blocks stay in seq order
             for key in old_keys:
@@ -92,7 +122,10 @@ class IdentityIndex:
                         del self.blocks[key]
             for key in new_keys:
                 members = self.blocks.setdefault(key, {})
-                members[summary.ref] = None
+                members[summary.ref] = date
                 if len(members) > self.largest_block:
                     self.largest_block = len(members)
+        elif new_keys and old is not None and self._date(old) != date:
+            for key in new_keys:  # the same blocks, the same places: a new date
+                self.blocks[key][summary.ref] = date
         self.summaries[summary.ref] = summary

@@ -229,6 +229,8 @@ class EntityPipeline:
     def workspace(self, load_state: StateLoader, index: IdentityIndex) -> _Workspace:
         """The resolver's view of the state: golden records from the store, summaries and blocks
         from the in-memory index."""
+        narrowing = self.resolver.spec._plan.narrowing if self.resolver.spec else None
+        index.date_by(narrowing.key if narrowing is not None else None)
         return _Workspace(self, load_state, index)
 
     def process(
@@ -412,6 +414,7 @@ class _Workspace:
         self.index = index
         self.summary = index.summaries.get  # the dict's own method: one call less per lookup
         self.block = index.block
+        self.dated_block = index.dated_block
 
     def golden(self, golden_id: str) -> GoldenRecord | None:
         data = self.load_state(golden_id.encode())

@@ -7,6 +7,8 @@ Built once per spec (when it is created); :func:`features`, :func:`blocking_keys
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,9 +20,10 @@ from mdhub.domain.matching.scoring import Contribution, MatchScore, Verdict
 from mdhub.domain.matching.spec import Method, PhoneticAlgorithm, RuleOutcome, RuleWhen, Transform
 
 if TYPE_CHECKING:
+    from mdhub.domain.matching.features import Features
     from mdhub.domain.matching.spec import ComparatorSpec, MatchingSpec
 
-__all__ = ["CompiledComparator", "Plan", "compile_plan", "feature_key"]
+__all__ = ["CompiledComparator", "Narrowing", "Plan", "compile_plan", "feature_key"]
 
 DATE = "date"
 NUM = "num"
@@ -156,6 +159,48 @@ class CompiledRule:
         object.__setattr__(self, "decided", decided)
 
 
+class Narrowing:
+    """A ``different`` -> ``no_match`` rule on a date comparator, turned into the set of dates a
+    candidate may have and not be told apart by it.
+
+    Most candidates of a large block (people with a common name) are ruled out by such a rule
+    (namesakes born on other days); the resolver drops those by their date alone instead of
+    scoring them. Exact: a candidate whose date is not in :meth:`dates` makes the rule fire in
+    :func:`~mdhub.domain.matching.scoring.compare` (the date is another one, not the day and
+    month swapped, not within the tolerance); one without a date never does.
+    """
+
+    __slots__ = ("comparator", "key", "limit")
+
+    def __init__(self, comparator: CompiledComparator, limit: float) -> None:
+        self.comparator = comparator
+        self.key = comparator.key
+        self.limit = limit  # the rule fires at or below this similarity
+
+    def dates(self, feats: Features) -> frozenset[int] | None:
+        """The ordinals of the dates a candidate may have (None: any, ``feats`` has no date)."""
+        mine = feats.get(self.key)
+        if not isinstance(mine, list) or len(mine) != 4:
+            return None
+        c = self.comparator
+        ordinal, year, month, day = mine
+        options = {ordinal}
+        if c.swapped_day_month:
+            with contextlib.suppress(ValueError):  # no such day (31 April, ...)
+                options.add(dt.date(year, day, month).toordinal())
+        if c.tolerance_days:
+            options.update(range(ordinal - c.tolerance_days, ordinal + c.tolerance_days + 1))
+        kept: set[int] = set()
+        for option in options:
+            if option < 1:
+                continue
+            other = dt.date.fromordinal(option)
+            parts = [option, other.year, other.month, other.day]
+            if c.fn(c, mine, parts)[0] > self.limit:
+                kept.add(option)
+        return frozenset(kept)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The compiled spec."""
@@ -170,6 +215,7 @@ class Plan:
     exit_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
     text_exit_rules: tuple[CompiledRule, ...] = ()
     full_order: tuple[tuple[int, tuple[CompiledRule, ...]], ...] = ()
+    narrowing: Narrowing | None = None
 
 
 # Relative cost of one similarity: exact and numeric compare two values, a date a few parts; the
@@ -226,6 +272,28 @@ def _derived_kinds(spec: MatchingSpec) -> dict[str, set[str]]:
     return kinds
 
 
+def _narrowing(
+    comparators: tuple[CompiledComparator, ...], rules: tuple[CompiledRule, ...]
+) -> Narrowing | None:
+    """The :class:`Narrowing` of the first date comparator a ``different`` ``no_match`` rule
+    reads (None if there is none)."""
+    for rule in rules:
+        if not (rule.no_match and rule.different and rule.comparator is not None):
+            continue
+        c = comparators[rule.comparator]
+        if c.method != Method.DATE.value or c.nick_key is not None or c.swap_key is not None:
+            continue
+        # the comparator's rules fire at or below the highest of their levels
+        limit = max(
+            r.disagree
+            for r in rules
+            if r.no_match and r.different and r.comparator == rule.comparator
+        )
+        if limit >= 0.0:  # a date that is none of the options has similarity 0.0
+            return Narrowing(c, limit)
+    return None
+
+
 def compile_plan(spec: MatchingSpec) -> Plan:
     """Compile ``spec`` for :func:`features` and :func:`compare`."""
     comparators = tuple(CompiledComparator(c) for c in spec.comparators)
@@ -262,4 +330,5 @@ def compile_plan(spec: MatchingSpec) -> Plan:
         exit_order=exit_order,
         text_exit_rules=text_exit_rules,
         full_order=tuple((i, ()) for i in range(len(comparators))),
+        narrowing=_narrowing(comparators, rules),
     )
