@@ -12,6 +12,7 @@ import pytest
 from mdhub.domain.commands import Action, StewardCommand
 from mdhub.domain.model import HubModel
 from mdhub.domain.records import CandidateChange, GoldenStatus, LinkMethod, Op
+from mdhub.domain.resolve import Summary
 from mdhub.modelfile import load_model
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.generate import fullname
@@ -531,3 +532,23 @@ def test_state_from_before_identity_resolution_is_adopted_not_duplicated(feed: F
     feed.change("crm:OLD", 2, **{**ROBERT, "phone": "+12025550101"})
     assert list(feed.stage.goldens()) == [golden_id]
     assert feed.stage.goldens()[golden_id].version == 2
+
+
+def test_a_summary_survives_its_json_whatever_its_texts_hold() -> None:
+    summary = Summary(
+        ref="crm:C1",
+        golden_id="g1",
+        features={"last_name": "müller", "birth_date:date": [722815, 1980, 5, 6], "n": 0.1},
+        keys=("name=M460|M460",),
+        active=False,
+        alone=True,
+        not_match=("erp:E1",),
+        linked=("webshop:W1",),
+        seq=7,
+    )
+    data = summary.to_json()
+    assert Summary.from_json(data) == summary
+    assert data == summary.to_json()  # the same bytes every time (sorted keys)
+    # a lone surrogate (a text decoded with errors="surrogateescape") is written escaped
+    odd = Summary(ref="crm:C2", golden_id="g2", features={"city": "a\udc80b"})
+    assert Summary.from_json(odd.to_json()) == odd
