@@ -46,11 +46,13 @@ __all__ = ["EntityPipeline", "Message", "Outcome", "Output", "StepResult"]
 
 StateLoader = Callable[[bytes], bytes | None]
 DECODED_CACHE_SIZE = 10_000
-"""Decoded golden records kept (the most recently used; the store holds every one's bytes). A
+"""Decoded golden records kept (the most recently read; the store holds every one's bytes). A
 full garbage collection walks every object the worker keeps, and a decoded golden record is a few
 dozen: with 200,000 the benchmark's worker (80,000 keys) paused 0.56-1.03 s per full collection,
 4.6 s in all over 100,000 changes; with 10,000, 0.37-0.45 s and 2.2-2.6 s, at the same throughput
-(1,579 and 1,641 changes/s against 1,613: updates of keys not kept are decoded again)."""
+(1,579 and 1,641 changes/s against 1,613: updates of keys not kept are decoded again). Since the
+tenth session the states the worker writes are not kept (see ``EntityPipeline._resolved``), only
+those it reads and leaves unchanged (candidates, merge partners)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,11 @@ class EntityPipeline:
         for golden_id, state in resolution.states.items():
             data = encoded.get(id(state)) or self.encode_golden(state)
             writes.append((golden_id.encode(), data))
-            ws.remember(golden_id, data, state)
+            # Not kept decoded: few new states are read again soon (an update of the same golden
+            # record), and keeping each alive until then cost more than decoding those again (in
+            # process, the benchmark's 100,000 changes: 256 us per change against 229; the
+            # collector walked every kept state twice). A copy kept from an earlier read is stale.
+            ws.forget(golden_id)
         for ref, summary in resolution.summaries.items():
             stamped = index.stamp(summary)
             writes.append((summary_key(ref), stamped.to_json()))
@@ -403,8 +409,8 @@ class EntityPipeline:
 
 
 class _Workspace:
-    """Golden states decoded once and kept (the store holds the bytes), summaries and blocks from
-    the identity index."""
+    """Golden states read from the store, decoded once and kept while unchanged, summaries and
+    blocks from the identity index."""
 
     def __init__(
         self, pipeline: EntityPipeline, load_state: StateLoader, index: IdentityIndex
@@ -427,6 +433,10 @@ class _Workspace:
         state = self.pipeline.decode_state(data)
         self.remember(golden_id, data, state)
         return state
+
+    def forget(self, golden_id: str) -> None:
+        """Drop a decoded copy of ``golden_id`` (its state was just written)."""
+        self.pipeline.decoded.pop(golden_id, None)
 
     def remember(self, golden_id: str, data: bytes, state: GoldenRecord | None) -> None:
         cache = self.pipeline.decoded
