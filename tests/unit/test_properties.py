@@ -130,6 +130,32 @@ def test_validation_and_standardization_never_raise(
     assert validate_change(entity, cleaned) == reasons
 
 
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_that_is_not_finite_is_refused(amount: float) -> None:
+    # NaN passes every range check (minimum: 0 here): it must be refused as no number at all
+    customer = HUB.entity("customer")
+    attributes: dict[str, Value] = {
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "lifetime_value": amount,
+    }
+    change = CandidateChange(
+        "id",
+        "customer",
+        "crm",
+        "K",
+        Op.UPSERT,
+        1,
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        attributes,
+    )
+
+    reasons = validate_change(customer, standardize(change))
+
+    assert [(r.code, r.attribute) for r in reasons] == [(ReasonCode.TYPE, "lifetime_value")]
+    assert "must be a finite number" in reasons[0].message
+
+
 def test_validation_collects_every_violation() -> None:
     # the example behind the property: one change, several broken rules, all reported
     customer = HUB.entity("customer")

@@ -7,6 +7,7 @@ Validation never raises on any input: bad data is data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -98,6 +99,13 @@ def _check_value(spec: AttributeSpec, value: Value) -> list[Reason]:
                 )
             )
     if spec.type in (AttrType.INTEGER, AttrType.NUMBER) and isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN would pass every range check, win or lose a max/min survivorship at random and
+            # make a golden record that no JSON reader takes
+            reasons.append(
+                Reason(ReasonCode.TYPE, f"{name} must be a finite number, got {value!r}", name)
+            )
+            return reasons
         if spec.minimum is not None and value < spec.minimum:
             reasons.append(
                 Reason(ReasonCode.BELOW_MINIMUM, f"{name} {value} is below {spec.minimum}", name)
