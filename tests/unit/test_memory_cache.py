@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
 
 from mdhub.cache import GoldenCache, GoldenView, HistoryEntry
+from mdhub.cache.views import encode_doc
 from mdhub.errors import MdhubError, RedisUnavailableError
 from mdhub.testing import InMemoryGoldenCache
 
@@ -128,6 +130,13 @@ def test_a_doc_that_is_not_json_is_refused(cache: InMemoryGoldenCache) -> None:
     with pytest.raises(ValueError, match="not JSON-able"):
         cache.apply_golden(E, [GoldenView("g1", 1, {"when": object()})])
     assert cache.version(E, "g1") is None
+
+
+def test_a_doc_is_stored_as_compact_utf8_json_in_its_own_key_order() -> None:
+    text = encode_doc({"z": "Zoë", "a": [1, 2.5, None], "m": {"ok": True}})
+    assert text == '{"z":"Zoë","a":[1,2.5,null],"m":{"ok":true}}'
+    with pytest.raises(ValueError, match="not JSON-able"):
+        encode_doc({"when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)})  # not written as a string
 
 
 def test_unavailable_mode_raises_everywhere(cache: InMemoryGoldenCache) -> None:

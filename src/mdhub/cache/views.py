@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast, runtime_checkable
 
+import orjson
 import redis
 import redis.exceptions as rexc
 from redis.backoff import ExponentialWithJitterBackoff
@@ -372,11 +373,19 @@ _UNAVAILABLE: Final = (
 )
 
 
+# dates, times and dataclasses are not JSON: refused, as json refuses them, not written as orjson
+# would write them
+_DOC_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def encode_doc(doc: Mapping[str, Any]) -> str:
-    """Return the JSON text stored for ``doc`` (shared with the in-memory fake)."""
+    """Return the JSON text stored for ``doc`` (shared with the in-memory fake): compact UTF-8,
+    keys in the doc's order. orjson writes it in a fraction of json's time (the projector writes
+    one per golden version); a float that is not finite is written as null (attribute values
+    never are: validation refuses them)."""
     try:
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return orjson.dumps(doc, option=_DOC_OPTIONS).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError is one
         raise ValueError(f"golden doc is not JSON-able: {exc}") from exc
 
 
