@@ -1173,6 +1173,11 @@ def test_the_date_narrowing_lists_the_day_the_swap_and_the_tolerance() -> None:
     assert dates == {*expected, dt.date(1980, 4, 3).toordinal()}
     # without a date of its own a record may meet any date
     assert narrowing.dates(features(PROPERTY_SPEC, {"first_name": "Ann"})) is None
+    # the tolerance stops at the calendar's ends
+    last = narrowing.dates(features(PROPERTY_SPEC, {"birth_date": dt.date.max}))
+    assert last is not None and max(last) == dt.date.max.toordinal()
+    first = narrowing.dates(features(PROPERTY_SPEC, {"birth_date": dt.date.min}))
+    assert first is not None and min(first) == 1
 
 
 def test_only_a_different_rule_on_a_date_comparator_narrows() -> None:

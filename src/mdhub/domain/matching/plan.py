@@ -159,6 +159,9 @@ class CompiledRule:
         object.__setattr__(self, "decided", decided)
 
 
+_LAST_DAY = dt.date.max.toordinal()
+
+
 class Narrowing:
     """A ``different`` -> ``no_match`` rule on a date comparator, turned into the set of dates a
     candidate may have and not be told apart by it.
@@ -192,7 +195,7 @@ class Narrowing:
             options.update(range(ordinal - c.tolerance_days, ordinal + c.tolerance_days + 1))
         kept: set[int] = set()
         for option in options:
-            if option < 1:
+            if not 1 <= option <= _LAST_DAY:  # a tolerance past 1 January 1 or 31 December 9999
                 continue
             other = dt.date.fromordinal(option)
             parts = [option, other.year, other.month, other.day]
