@@ -29,8 +29,9 @@ def _email(value: str) -> _Result:
     return value.strip().lower(), None
 
 
-# Parsing a number costs ~25 us (phonenumbers is pure Python): an update that keeps its number
-# finds it here if that number was among the last 65,536 distinct ones (a few MB)
+# Parsing a number costs 12 us on its own and ~25 us in the worker (phonenumbers is pure Python):
+# an update that keeps its number finds it here if that number was among the last 65,536 distinct
+# ones (17.8 MB when full, measured)
 @lru_cache(maxsize=65536)
 def _phone(value: str, region: str | None) -> _Result:
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 
+from mdhub.domain.matching.plan import date_ordinal
 from mdhub.domain.resolve import Summary
 
 __all__ = ["SUMMARY_PREFIX", "IdentityIndex", "summary_key"]
@@ -39,10 +40,7 @@ class IdentityIndex:
         self.date_key: str | None = None
 
     def _date(self, summary: Summary) -> int | None:
-        if self.date_key is None:
-            return None
-        date = summary.features.get(self.date_key)
-        return date[0] if isinstance(date, list) and date else None
+        return None if self.date_key is None else date_ordinal(summary.features, self.date_key)
 
     def date_by(self, date_key: str | None) -> None:
         """Keep the dates under ``date_key`` in the blocks (from now on, and for the refs in

@@ -50,9 +50,9 @@ DECODED_CACHE_SIZE = 10_000
 full garbage collection walks every object the worker keeps, and a decoded golden record is a few
 dozen: with 200,000 the benchmark's worker (80,000 keys) paused 0.56-1.03 s per full collection,
 4.6 s in all over 100,000 changes; with 10,000, 0.37-0.45 s and 2.2-2.6 s, at the same throughput
-(1,579 and 1,641 changes/s against 1,613: updates of keys not kept are decoded again). Since the
-tenth session the states the worker writes are not kept (see ``EntityPipeline._resolved``), only
-those it reads and leaves unchanged (candidates, merge partners)."""
+(1,579 and 1,641 changes/s against 1,613: updates of keys not kept are decoded again). The states
+the worker writes are not kept (see ``EntityPipeline._resolved``), only those it reads and leaves
+unchanged (candidates, merge partners)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,9 @@ class EntityPipeline:
         self.review_codec = catalog.codec("mdhub.common.PotentialMatch")
         self.review_topic = topic_name(namespace, entity.name, Stage.REVIEW)
         self.resolver = Resolver(entity)
+        narrowing = entity.matching._plan.narrowing if entity.matching is not None else None
+        # the date the identity index keeps in its blocks for the resolver (Narrowing)
+        self._date_key = narrowing.key if narrowing is not None else None
         # decoded golden states by id, with the bytes they came from (LRU-ish, insertion order)
         self.decoded: dict[str, tuple[bytes, GoldenRecord]] = {}
 
@@ -231,8 +234,7 @@ class EntityPipeline:
     def workspace(self, load_state: StateLoader, index: IdentityIndex) -> _Workspace:
         """The resolver's view of the state: golden records from the store, summaries and blocks
         from the in-memory index."""
-        narrowing = self.resolver.spec._plan.narrowing if self.resolver.spec else None
-        index.date_by(narrowing.key if narrowing is not None else None)
+        index.date_by(self._date_key)
         return _Workspace(self, load_state, index)
 
     def process(

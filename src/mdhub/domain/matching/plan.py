@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mdhub.domain.matching.features import Features
     from mdhub.domain.matching.spec import ComparatorSpec, MatchingSpec
 
-__all__ = ["CompiledComparator", "Narrowing", "Plan", "compile_plan", "feature_key"]
+__all__ = ["CompiledComparator", "Narrowing", "Plan", "compile_plan", "date_ordinal", "feature_key"]
 
 DATE = "date"
 NUM = "num"
@@ -162,6 +162,13 @@ class CompiledRule:
 _LAST_DAY = dt.date.max.toordinal()
 
 
+def date_ordinal(feats: Features, key: str) -> int | None:
+    """The ordinal of the date under ``key`` in a record's features (their ``[ordinal, year,
+    month, day]``), or None when the record has none."""
+    value = feats.get(key)
+    return value[0] if isinstance(value, list) and len(value) == 4 else None
+
+
 class Narrowing:
     """A ``different`` -> ``no_match`` rule on a date comparator, turned into the set of dates a
     candidate may have and not be told apart by it.
@@ -182,9 +189,9 @@ class Narrowing:
 
     def dates(self, feats: Features) -> frozenset[int] | None:
         """The ordinals of the dates a candidate may have (None: any, ``feats`` has no date)."""
-        mine = feats.get(self.key)
-        if not isinstance(mine, list) or len(mine) != 4:
+        if date_ordinal(feats, self.key) is None:
             return None
+        mine = feats[self.key]
         c = self.comparator
         ordinal, year, month, day = mine
         options = {ordinal}
