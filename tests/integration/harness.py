@@ -95,7 +95,9 @@ class Hub:
             topic_specs(self.model, self.namespace, kafka.partitions, kafka.replication_factor),
         )
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, script: Path | None = None) -> None:
+        """Start hub processes with ``python -m mdhub``, or with ``script`` in its place."""
+        launcher = ["-m", "mdhub"] if script is None else [str(script)]
         commands = {
             "worker": ["worker", "--loglevel", "info"],
             "projector": ["project"],
@@ -104,7 +106,7 @@ class Hub:
         for name in names:  # "projector-2": a second projector
             log = (self.workdir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "mdhub", *commands[name.partition("-")[0]]],
+                [sys.executable, *launcher, *commands[name.partition("-")[0]]],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import random
+import re
 import shutil
 import signal
 import time
@@ -731,6 +732,37 @@ def test_a_state_batch_left_unfinished_is_undone_not_restored(hub: Hub) -> None:
     undo = after[: len(unfinished) + 2]
     assert [m.key for m in undo] == [BEGIN_KEY, *(k for k, _ in unfinished), COMMIT_KEY]
     assert [m.value for m in undo[1:-1]] == [before[k] for k, _ in unfinished]
+    assert not supervisor.exits, f"processes exited on their own: {supervisor.notes}"
+
+
+def test_messages_fetched_while_recovery_seeks_are_processed(hub: Hub) -> None:
+    """A worker restarted without its local store recovers its table; when recovery completes,
+    faust seeks the resolve partitions to their committed offsets and resumes flow. The messages
+    fetched in between must reach the agent: stock faust cleared them from the stream's queue
+    (faust-streaming #596), the worker's stream then waited for messages that never came, and the
+    stall watch restarted it after 60 s. The restarted worker here pauses 1.5 s after that seek
+    (``slow_seek.py``), with the second burst already waiting, so the moment is met every time."""
+    rng = random.Random(20260304)
+    oracle = Oracle(hub)
+    first, second = make_bursts(rng, "S", keys=1500, bursts=2)
+    supervisor = Supervisor(hub)
+    hub.start("worker", "projector")
+    publish(hub, oracle, first)
+    supervisor.wait(hub.processed, 120, "the first burst resolved")
+    wait_settled(hub, supervisor, SETTLE_TIMEOUT)
+    hub.stop("worker", signal.SIGKILL)
+    shutil.rmtree(hub.workdir / "worker")  # the restart recovers the table from the state topic
+    publish(hub, oracle, second)
+    hub.start("worker", script=Path(__file__).with_name("slow_seek.py"))
+    settle_s = wait_settled(hub, supervisor, SETTLE_TIMEOUT)
+    report = verify(hub, oracle)
+    queued = [int(n) for n in re.findall(r"slow_seek: (\d+) message", hub.log("worker"))]
+    _summary(
+        "seek after recovery",
+        report,
+        [f"settled {settle_s:.1f}s after the restart", f"queued after the seeks: {queued}"],
+    )
+    assert max(queued, default=0) > 0, "no message was queued at the moment the test is about"
     assert not supervisor.exits, f"processes exited on their own: {supervisor.notes}"
 
 

@@ -51,6 +51,7 @@ from mdhub.stream.exits import (
     EXIT_STALLED,
     EXIT_STREAM_GAP,
 )
+from mdhub.stream.flow import keep_queues_while_flowing
 from mdhub.stream.identity import SUMMARY_PREFIX, IdentityIndex
 from mdhub.stream.metrics import WorkerMetrics, serve_metrics
 from mdhub.stream.pipeline import EntityPipeline, Message, Outcome, Output
@@ -474,6 +475,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         broker_commit_interval=settings.worker.commit_interval_s,
     )
     short_fetch_waits(app)  # a partition paused under buffer pressure resumes within 0.1 s
+    keep_queues_while_flowing(app)  # no messages lost when table recovery completes
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     metrics = WorkerMetrics.create()
     bundles = BundleCodec(catalog)

@@ -9,11 +9,13 @@ left out. faust's consumer does not promise that:
   which clears every stream queue (mode's ``FlowControlEvent.resume``). Messages fetched after the
   seek and still queued are dropped, and the fetcher goes on after them (faust-streaming issue
   #596, open: "A race condition in recovery causes unrecoverable gaps in acked offsets and
-  consequently blocks committing"). Seen in the kill -9 test:
+  consequently blocks committing"). Seen in the kill -9 test, before this check existed:
   ~500 inputs of one source partition missing from the batch after a restart. They are never
   acknowledged, so the group's committed offset stays before them, but the later inputs that were
   processed moved the ledger past them, so a restart skipped them as done: lost for good. (The
   group's commit also stopped there, which the stall watch then took for a stalled consumer.)
+  :mod:`mdhub.stream.flow` now keeps faust from clearing the queues at that moment; this check
+  stays as the guard against any other way to lose messages.
 * a seek back to the committed offsets (after a rebalance, or a fetch while flow is stopped)
   delivers messages again that the agent already had.
 
