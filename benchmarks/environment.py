@@ -24,6 +24,7 @@ from mdhub.stack.kafka import kafka_paths
 __all__ = [
     "HubProcess",
     "LocalStack",
+    "child_pids",
     "cpu_seconds",
     "hub_env",
     "hub_settings",
@@ -63,6 +64,23 @@ def cpu_seconds(pid: int | None, thread: int | None = None) -> float | None:
     # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int | None) -> list[int]:
+    """The live processes whose parent is ``pid`` (from ``/proc``)."""
+    if pid is None:
+        return []
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4: the parent's id
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 class LocalStack:

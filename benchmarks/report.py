@@ -29,7 +29,8 @@ with it; nothing is edited by hand. The raw figures of the last run are in
 - **B0**: a bare confluent-kafka loop in one Python thread: consume, fastavro decode, fastavro
   encode, produce (idempotent, `acks=all`). No domain logic, state or Redis: the ceiling.
 - **Hub end to end**: one `mdhub worker` (its router thread orders the source partitions into the
-  resolve topic, its agent resolves identity and merges) and one `mdhub project` process; from the
+  resolve topic, its agent resolves identity and merges, its helper process parses phone numbers
+  ahead of the agent) and one `mdhub project` process; from the
   first publish of the dataset to the moment the last golden version of every key is in Redis. The
   dataset holds no duplicates: every key is a golden record of its own.
 - **Latency**: new keys published at a fixed rate; time from each publish to its golden version

@@ -112,6 +112,12 @@ class WorkerSettings(BaseModel):
         description="exit (code 75, for a supervisor to restart the worker) when inputs wait on "
         "its resolve partitions and no batch started for this long; 0 never",
     )
+    parse_ahead: bool = Field(
+        default=True,
+        description="parse the phone numbers of each batch in a helper process, ahead of the "
+        "worker's main thread (a tenth of its time otherwise; the results are the same); uses "
+        "some of a second CPU",
+    )
     router_margin_ms: int = Field(
         default=50,
         ge=0,

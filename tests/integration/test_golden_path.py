@@ -586,6 +586,51 @@ def test_worker_serves_prometheus_metrics(hub: Hub) -> None:
     assert "golden_id" not in text  # labels stay bounded
 
 
+def test_phone_numbers_are_parsed_ahead_by_the_workers_helper(hub: Hub) -> None:
+    """A burst of records with new phone numbers: the worker's helper process parses them ahead
+    of the agent (``mdhub.stream.ahead``), the metrics say so, and every golden record holds its
+    number in E.164 form, as without the helper."""
+    import re
+
+    import httpx
+
+    count = 300
+    hub.publish(
+        [
+            hub.change(
+                f"T-{i}",
+                1,
+                {
+                    "first_name": f"Tel{i}",
+                    "last_name": f"Ahead{i}",
+                    "email": f"tel{i}@ahead.example",
+                    "phone": f"+49 30 555 {i:04d}",
+                },
+            )
+            for i in range(count)
+        ]
+    )
+    for i in (0, count // 2, count - 1):
+        doc = golden_via_api(hub, f"T-{i}", 1)
+        assert doc["attributes"]["phone"] == f"+4930555{i:04d}"
+    port = int(
+        wait_for(
+            lambda: re.findall(
+                r"worker metrics on http://0\.0\.0\.0:(\d+)/metrics", hub.log("worker")
+            ),
+            TIMEOUT,
+            "the worker to announce its metrics port",
+        )[-1]
+    )
+
+    def ahead() -> float | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        found = re.search(r'mdhub_worker_phone_numbers_total\{where="ahead"\} (\S+)', text)
+        return float(found.group(1)) if found and float(found.group(1)) > 0 else None
+
+    assert wait_for(ahead, TIMEOUT, "phone numbers parsed ahead in the metrics") >= 1
+
+
 def test_steward_override_and_erase_through_the_commands_topic(hub: Hub) -> None:
     hub.publish(
         [hub.change("ST-1", 1, {"first_name": "Pin", "last_name": "Ned", "loyalty_tier": "silver"})]

@@ -6,7 +6,8 @@ violation with its own reason code, collected with the others; nothing here rais
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import lru_cache
 
@@ -16,7 +17,15 @@ import pycountry
 from mdhub.domain.model import EntityModel, Standardizer
 from mdhub.domain.records import CandidateChange, Reason, Value
 
-__all__ = ["INVALID_PHONE", "UNKNOWN_COUNTRY", "apply_standardizers"]
+__all__ = [
+    "INVALID_PHONE",
+    "PHONES",
+    "UNKNOWN_COUNTRY",
+    "PhoneCache",
+    "PhoneKey",
+    "apply_standardizers",
+    "parse_phone",
+]
 
 INVALID_PHONE = "INVALID_PHONE"
 UNKNOWN_COUNTRY = "UNKNOWN_COUNTRY"
@@ -29,11 +38,8 @@ def _email(value: str) -> _Result:
     return value.strip().lower(), None
 
 
-# Parsing a number costs 12 us on its own and ~25 us in the worker (phonenumbers is pure Python):
-# an update that keeps its number finds it here if that number was among the last 65,536 distinct
-# ones (17.8 MB when full, measured)
-@lru_cache(maxsize=65536)
-def _phone(value: str, region: str | None) -> _Result:
+def parse_phone(value: str, region: str | None) -> _Result:
+    """A phone number in E.164 form, or why ``value`` is none (``region`` for national forms)."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
@@ -44,6 +50,73 @@ def _phone(value: str, region: str | None) -> _Result:
     if not phonenumbers.is_possible_number(number):
         return None, f"{value!r} is not a possible phone number"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+PhoneKey = tuple[str, str | None]
+"""``(text, region)``: what :func:`parse_phone` is given."""
+
+
+class PhoneCache:
+    """:func:`parse_phone`'s answers for the most recently used ``size`` distinct inputs.
+
+    Parsing a number costs 12 us on its own and ~25 us in the worker (phonenumbers is pure
+    Python). An update that keeps its number finds it here if that number was among the last
+    65,536 distinct ones (17.8 MB when full, measured). The worker's helper process
+    (:mod:`mdhub.stream.ahead`) parses the numbers of a batch before the agent reaches them and
+    :meth:`add` puts its answers here; a helper's process keeps the answers it computed for
+    :meth:`take_computed`.
+    """
+
+    def __init__(self, size: int = 65536) -> None:
+        self._size = size
+        self._answers: OrderedDict[PhoneKey, _Result] = OrderedDict()
+        self._computed: list[tuple[PhoneKey, _Result]] | None = None
+        self.parsed = 0
+        """How many answers this cache computed (not found, nor added)."""
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def standardize(self, value: str, region: str | None) -> _Result:
+        """:func:`parse_phone`'s answer, from the cache when it has it."""
+        key = (value, region)
+        answers = self._answers
+        answer = answers.get(key)
+        if answer is not None:
+            answers.move_to_end(key)
+            return answer
+        answer = parse_phone(value, region)
+        self.parsed += 1
+        self._put(key, answer)
+        if self._computed is not None:
+            self._computed.append((key, answer))
+        return answer
+
+    def add(self, answers: Iterable[tuple[PhoneKey, _Result]]) -> None:
+        """Keep answers computed elsewhere (by :func:`parse_phone`, in another process)."""
+        for key, answer in answers:
+            self._put(key, answer)
+
+    def keep_computed(self) -> None:
+        """From now on, note each answer this cache computes, for :meth:`take_computed`."""
+        self._computed = []
+
+    def take_computed(self) -> list[tuple[PhoneKey, _Result]]:
+        """The answers computed since the last call (after :meth:`keep_computed`)."""
+        computed = self._computed or []
+        self._computed = [] if self._computed is not None else None
+        return computed
+
+    def _put(self, key: PhoneKey, answer: _Result) -> None:
+        answers = self._answers
+        answers[key] = answer
+        answers.move_to_end(key)
+        if len(answers) > self._size:
+            answers.popitem(last=False)
+
+
+PHONES = PhoneCache()
+"""The process's phone number answers (used by :func:`apply_standardizers`)."""
 
 
 @lru_cache(maxsize=1024)
@@ -73,7 +146,7 @@ _CODES = {Standardizer.PHONE_E164: INVALID_PHONE, Standardizer.COUNTRY_ISO2: UNK
 
 def _one(kind: Standardizer, value: str, region: str | None) -> _Result:
     if kind is Standardizer.PHONE_E164:
-        return _phone(value, region)
+        return PHONES.standardize(value, region)
     return _PLAIN[kind](value)
 
 

@@ -36,12 +36,14 @@ from rocksdict import WriteBatch
 from mdhub.domain.ledger import Ledger, commands_ledger_key, ledger_key
 from mdhub.domain.model import EntityModel, HubModel
 from mdhub.domain.records import Reason
+from mdhub.domain.standardize import PHONES
 from mdhub.errors import DecodeError, PublishError
 from mdhub.kafka.config import FLUSHED_LINGER_MS
 from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
+from mdhub.stream.ahead import ParseAhead, phone_entities
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
 from mdhub.stream.consumer import short_fetch_waits
 from mdhub.stream.continuity import StreamContinuity, StreamGap
@@ -129,8 +131,10 @@ class _EntityAgent:
         metrics: WorkerMetrics,
         bundles: BundleCodec,
         probe: LagProbe,
+        ahead: ParseAhead | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.ahead = ahead  # parses the batch's phone numbers in a helper process
         self.bundles = bundles
         entity = pipeline.entity.name
         self.m_consumed = metrics.consumed.labels(entity)
@@ -291,18 +295,39 @@ class _EntityAgent:
         comparisons = 0
         outputs = dict.fromkeys(self.stage_of, 0)  # counted per batch, not per message
         published: list[int] = []  # the inputs' timestamps on their own topics (ms)
+        unbundled: list[tuple[EventT[Any], list[Message] | DecodeError]] = []
         for event in events:
+            try:
+                unbundled.append((event, _inputs(event, self.bundles)))
+            except DecodeError as exc:
+                unbundled.append((event, exc))
+        ahead = self.ahead
+        if ahead is not None:
+            source_topic = pipeline.source_topic
+            ahead.submit(
+                pipeline.entity.name,
+                [
+                    m.value
+                    for _, inputs in unbundled
+                    if not isinstance(inputs, DecodeError)
+                    for m in inputs
+                    if m.topic == source_topic and m.value is not None
+                ],
+            )
+        taken = 0
+        for event, inputs in unbundled:
             partition = event.message.partition  # the shard: its RocksDB and identity index
             db = store._db_for_partition(partition)
             index = self.index_for(partition)
-            try:
-                inputs = _inputs(event, self.bundles)
-            except DecodeError as exc:
-                for out in self._bad_bundle(event, exc):
+            if isinstance(inputs, DecodeError):
+                for out in self._bad_bundle(event, inputs):
                     self.producer.produce(out.topic, out.key, out.value)
                     outputs[out.topic] += 1
                 continue
             for message in inputs:
+                taken += 1
+                if ahead is not None and not taken & 3:
+                    ahead.collect()  # the helper's answers so far into the phone cache
                 if message.timestamp_ms:
                     published.append(message.timestamp_ms)
                 lkey = _ledger_key(pipeline, message)
@@ -343,6 +368,8 @@ class _EntityAgent:
                     pending.append((event, key, value))
                 if not consumed & 63:
                     self.producer.poll(0)
+        if ahead is not None:
+            ahead.drop_waiting()
         for lkey, (event, ledger) in ledgers.items():
             pending.append((event, lkey, ledger.to_bytes()))
         self.m_consumed.inc(consumed)
@@ -477,6 +504,13 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     short_fetch_waits(app)  # a partition paused under buffer pressure resumes within 0.1 s
     keep_queues_while_flowing(app)  # no messages lost when table recovery completes
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
+    ahead = (
+        ParseAhead(settings.model_file, settings.schemas_dir)
+        if settings.worker.parse_ahead and phone_entities(model.entities.values())
+        else None
+    )
+    if ahead is not None:
+        ahead.start()  # ready before the first batch: it boots while faust starts
     metrics = WorkerMetrics.create()
     bundles = BundleCodec(catalog)
     probe = LagProbe(kafka, group_name(settings.namespace, "worker"))
@@ -484,7 +518,7 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     routers: dict[str, Router] = {}
     for entity in model.entities.values():
         runners[entity.name] = _add_entity(
-            app, settings, entity, catalog, producer, metrics, bundles, probe
+            app, settings, entity, catalog, producer, metrics, bundles, probe, ahead
         )
         routers[entity.name] = Router(
             kafka,
@@ -528,8 +562,13 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
                 await asyncio.to_thread(router.stop)
                 log.warning("router for %s stopped (partition moved)", tp.topic)
 
+    counted = {"main": 0, "ahead": 0}  # phone numbers parsed, as last counted
+
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def _watch_routers() -> None:
+        for where, total in (("main", PHONES.parsed), ("ahead", ahead.answers if ahead else 0)):
+            metrics.phone_numbers.labels(where).inc(total - counted[where])
+            counted[where] = total
         for entity, router in routers.items():
             metrics.forwarded.labels(entity).set(router.forwarded)
             if router.error is not None:
@@ -565,6 +604,8 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
         for router in routers.values():
             await asyncio.to_thread(router.stop)
         await asyncio.to_thread(probe.close)
+        if ahead is not None:
+            await asyncio.to_thread(ahead.close)
 
     port = serve_metrics(metrics, settings.worker.metrics_port)
     if port is not None:
@@ -581,6 +622,7 @@ def _add_entity(
     metrics: WorkerMetrics,
     bundles: BundleCodec,
     probe: LagProbe,
+    ahead: ParseAhead | None,
 ) -> _EntityAgent:
     pipeline = EntityPipeline(
         entity, catalog, settings.namespace, max_payload_bytes=settings.worker.max_payload_bytes
@@ -610,6 +652,6 @@ def _add_entity(
         value_type=bytes,
         changelog_topic=changelog,
     )
-    runner = _EntityAgent(pipeline, table, producer, settings, metrics, bundles, probe)
+    runner = _EntityAgent(pipeline, table, producer, settings, metrics, bundles, probe, ahead)
     app.agent(resolve, name=f"mdhub.{entity.name}.resolve", concurrency=1)(runner.run)
     return runner

@@ -37,6 +37,7 @@ class WorkerMetrics:
     identity_records: Gauge
     largest_block: Gauge
     forwarded: Gauge
+    phone_numbers: Counter
 
     @classmethod
     def create(cls) -> WorkerMetrics:
@@ -122,6 +123,13 @@ class WorkerMetrics:
                 metric_name("router", "forwarded", "messages"),
                 "Inputs the router of this worker forwarded to the resolve topic since it started.",
                 ["entity"],
+                registry=registry,
+            ),
+            phone_numbers=Counter(
+                metric_name("worker", "phone_numbers", "total"),
+                "Phone numbers parsed (those not found in the worker's cache), by where: main "
+                "(the worker's main thread) or ahead (its helper process, MDHUB_WORKER__PARSE_AHEAD).",
+                ["where"],
                 registry=registry,
             ),
         )
