@@ -1,7 +1,7 @@
-"""Phone numbers parsed ahead in a helper process (``mdhub.stream.ahead``) and the phone cache.
+"""Inputs prepared ahead in a helper process (``mdhub.stream.ahead``), and the phone cache.
 
-The helper only fills the cache the pipeline's standardizers read: its answers must be exactly
-what the worker would have computed, and the worker must go on without it when it is gone.
+The helper's answers (phone numbers, match keys) must be exactly what the worker would have
+computed from the same input, and the worker must go on without it when it is gone.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from mdhub.domain.standardize import PhoneCache, parse_phone
+from mdhub.domain.resolve import Resolver
+from mdhub.domain.standardize import PhoneCache, apply_standardizers, parse_phone
+from mdhub.domain.validation import standardize, validate_change
 from mdhub.modelfile import load_model
 from mdhub.ops.evaluate import encode_records
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.serde.mapping import change_from_avro
-from mdhub.stream.ahead import MAX_INPUT_BYTES, ParseAhead, phone_entities
+from mdhub.stream.ahead import CHUNK_BYTES, MAX_INPUT_BYTES, ParseAhead, _chunks, ahead_entities
 from mdhub.testdata import Difficulty, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +86,7 @@ def changes() -> list[bytes]:
 @pytest.fixture
 def ahead() -> Iterator[tuple[ParseAhead, PhoneCache]]:
     cache = PhoneCache()
-    helper = ParseAhead(MODEL, SCHEMAS, cache)
+    helper = ParseAhead(load_model(MODEL), SchemaCatalog.load(SCHEMAS), SCHEMAS, cache)
     try:
         yield helper, cache
     finally:
@@ -92,7 +95,7 @@ def ahead() -> Iterator[tuple[ParseAhead, PhoneCache]]:
 
 def _collect_all(helper: ParseAhead, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while helper._in_flight or helper._waiting:
+    while helper._sent or helper._waiting:
         assert time.monotonic() < deadline, "the helper did not answer"
         helper.collect()
         time.sleep(0.005)
@@ -167,9 +170,67 @@ def test_close_stops_the_helper(ahead: tuple[ParseAhead, PhoneCache], changes: l
         os.kill(pid, 0)
 
 
-def test_only_entity_types_with_a_phone_standardizer_need_the_helper() -> None:
-    model = load_model(MODEL)
-    assert phone_entities(model.entities.values()) == ["customer"]
+def test_the_helper_has_work_for_entity_types_with_phones_or_matching() -> None:
+    customer = load_model(MODEL).entity("customer")
+    no_phones = {
+        name: replace(spec, standardizers=()) if name == "phone" else spec
+        for name, spec in customer.attributes.items()
+    }
+    assert ahead_entities([customer]) == ["customer"]
+    assert ahead_entities([replace(customer, matching=None)]) == ["customer"]  # its phones
+    assert ahead_entities([replace(customer, attributes=no_phones)]) == ["customer"]  # matching
+    assert ahead_entities([replace(customer, matching=None, attributes=no_phones)]) == []
+
+
+def test_the_helper_gives_each_valid_change_the_match_keys_the_resolver_computes(
+    ahead: tuple[ParseAhead, PhoneCache], changes: list[bytes]
+) -> None:
+    helper, _ = ahead
+    helper.submit("customer", changes)
+    _collect_all(helper)
+    entity = load_model(MODEL).entity("customer")
+    codec = SchemaCatalog.load(SCHEMAS).codec("mdhub.customer.CandidateChange")
+    resolver = Resolver(entity)
+    checked = 0
+    for value in changes:
+        change, problems = apply_standardizers(
+            entity, standardize(change_from_avro(codec.decode(value)))
+        )
+        if problems or validate_change(entity, change):
+            continue  # rejected before resolving: its keys are never asked for
+        assert helper.keys_for(value) == resolver._features(change)
+        checked += 1
+    assert checked > len(changes) // 2
+    assert helper.keys_used == checked
+    assert helper.keys_for(changes[0]) is None  # each answer is taken once
+
+
+def test_a_helper_with_other_schemas_refuses_and_the_worker_goes_on(
+    tmp_path: Path, changes: list[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    other = tmp_path / "schemas"
+    other.mkdir()
+    for path in SCHEMAS.glob("*.avsc"):  # the current schemas, without the archived ones
+        (other / path.name).write_bytes(path.read_bytes())
+    helper = ParseAhead(load_model(MODEL), SchemaCatalog.load(SCHEMAS), other, PhoneCache())
+    try:
+        with caplog.at_level(logging.WARNING, logger="mdhub.stream.ahead"):
+            helper.submit("customer", changes[:5])
+            deadline = time.monotonic() + 60
+            while helper.pid is not None and time.monotonic() < deadline:
+                helper.collect()
+                time.sleep(0.01)
+        assert "schemas in" in caplog.text and "changed since the worker started" in caplog.text
+        assert helper.keys_for(changes[0]) is None
+    finally:
+        helper.close()
+
+
+def test_requests_stay_small_enough_for_the_pipe() -> None:
+    values = [b"a" * 900] * 40 + [b"b" * MAX_INPUT_BYTES] * 3 + [b"c"] * 70
+    chunks = list(_chunks(values))
+    assert [v for chunk in chunks for v in chunk] == values  # all of them, in order
+    assert all(sum(map(len, chunk)) <= CHUNK_BYTES and len(chunk) <= 32 for chunk in chunks)
 
 
 def test_large_inputs_are_left_to_the_main_thread(ahead: tuple[ParseAhead, PhoneCache]) -> None:

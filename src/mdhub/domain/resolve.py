@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
@@ -57,16 +57,19 @@ from mdhub.domain.records import (
     Op,
     Reason,
     SourceRecord,
+    Value,
 )
 from mdhub.domain.versioning import content_hash
 
 __all__ = [
+    "MatchKeys",
     "PotentialMatch",
     "Resolution",
     "Resolver",
     "ReviewStatus",
     "Summary",
     "Workspace",
+    "match_keys",
     "pair_id",
 ]
 
@@ -286,12 +289,27 @@ class _View:
         return outcome.state
 
 
+MatchKeys = tuple[dict[str, Any], tuple[str, ...]]
+"""A record's match features and its blocking keys."""
+
+
+def match_keys(spec: MatchingSpec | None, attributes: Mapping[str, Value]) -> MatchKeys:
+    """The match features and blocking keys of a record with these (validated, standardized)
+    attributes: nothing for an entity type without matching."""
+    if spec is None:
+        return {}, ()
+    feats = features(spec, attributes)
+    return feats, tuple(blocking_keys(spec, feats))
+
+
 class Resolver:
     """Identity resolution of one entity type."""
 
     def __init__(self, entity: EntityModel) -> None:
         self.entity = entity
         self.spec: MatchingSpec | None = entity.matching
+        self.computed = 0
+        """Changes whose match keys this resolver computed (not given them)."""
 
     # -- ids ---------------------------------------------------------------------------------
 
@@ -308,11 +326,9 @@ class Resolver:
 
     # -- matching ----------------------------------------------------------------------------
 
-    def _features(self, change: CandidateChange) -> tuple[dict[str, Any], tuple[str, ...]]:
-        if self.spec is None:
-            return {}, ()
-        feats = features(self.spec, change.attributes)
-        return feats, tuple(blocking_keys(self.spec, feats))
+    def _features(self, change: CandidateChange) -> MatchKeys:
+        self.computed += 1
+        return match_keys(self.spec, change.attributes)
 
     def _blocked_by_steward(self, view: _View, mine: Summary, other: Summary) -> bool:
         if other.ref in mine.not_match or mine.ref in other.not_match:
@@ -651,8 +667,15 @@ class Resolver:
 
     # -- source changes ----------------------------------------------------------------------
 
-    def resolve(self, ws: Workspace, change: CandidateChange) -> Resolution:
-        """Resolve and apply one validated candidate change."""
+    def resolve(
+        self, ws: Workspace, change: CandidateChange, given: MatchKeys | None = None
+    ) -> Resolution:
+        """Resolve and apply one validated candidate change.
+
+        Args:
+            given: the change's :func:`match_keys`, when computed already (by the worker's helper
+                process, :mod:`mdhub.stream.ahead`); computed here otherwise.
+        """
         out = Resolution()
         view = _View(ws, out)
         ref = change.source_ref
@@ -665,7 +688,7 @@ class Resolver:
                 known = Summary(ref=ref, golden_id=natural, active=False)
         if change.op is Op.DELETE:
             return self._delete(view, change, known)
-        feats, keys = self._features(change)
+        feats, keys = self._features(change) if given is None else given
         cause = Cause(
             kind=CauseKind.SOURCE_CHANGE,
             id=change.change_id,

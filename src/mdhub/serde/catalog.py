@@ -182,6 +182,11 @@ class SchemaCatalog:
         """Full names of the current schemas."""
         return sorted(self._current)
 
+    @property
+    def fingerprints(self) -> list[bytes]:
+        """Fingerprints of every schema it reads (current and archived), sorted."""
+        return sorted(self._by_fp)
+
     def writer(self, fingerprint: bytes) -> _Writer | None:
         """Return the (current or archived) writer schema with this fingerprint."""
         return self._by_fp.get(fingerprint)

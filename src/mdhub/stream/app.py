@@ -43,7 +43,7 @@ from mdhub.kafka.producer import HubProducer
 from mdhub.naming import Stage, group_name, topic_name
 from mdhub.serde.catalog import SchemaCatalog
 from mdhub.settings import Settings
-from mdhub.stream.ahead import ParseAhead, phone_entities
+from mdhub.stream.ahead import ParseAhead, ahead_entities
 from mdhub.stream.bundle import H_BUNDLE, MAX_INPUTS, BundleCodec
 from mdhub.stream.consumer import short_fetch_waits
 from mdhub.stream.continuity import StreamContinuity, StreamGap
@@ -342,7 +342,8 @@ class _EntityAgent:
                 if message.topic == pipeline.commands_topic:
                     result = pipeline.process_command(message, load, index)
                 else:
-                    result = pipeline.process(message, load, index)
+                    keys = ahead.keys_for(message.value) if ahead is not None else None
+                    result = pipeline.process(message, load, index, keys)
                     consumed += 1
                 ledger = ledgers[lkey][1].record(message.offset, result.outcome.value)
                 ledgers[lkey] = (event, ledger)
@@ -369,7 +370,7 @@ class _EntityAgent:
                 if not consumed & 63:
                     self.producer.poll(0)
         if ahead is not None:
-            ahead.drop_waiting()
+            ahead.end_batch()
         for lkey, (event, ledger) in ledgers.items():
             pending.append((event, lkey, ledger.to_bytes()))
         self.m_consumed.inc(consumed)
@@ -505,8 +506,8 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
     keep_queues_while_flowing(app)  # no messages lost when table recovery completes
     producer = HubProducer(kafka, **{"linger.ms": FLUSHED_LINGER_MS})  # flushed every batch
     ahead = (
-        ParseAhead(settings.model_file, settings.schemas_dir)
-        if settings.worker.parse_ahead and phone_entities(model.entities.values())
+        ParseAhead(model, catalog, settings.schemas_dir)
+        if settings.worker.parse_ahead and ahead_entities(model.entities.values())
         else None
     )
     if ahead is not None:
@@ -562,13 +563,21 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
                 await asyncio.to_thread(router.stop)
                 log.warning("router for %s stopped (partition moved)", tp.topic)
 
-    counted = {"main": 0, "ahead": 0}  # phone numbers parsed, as last counted
+    counted: dict[str, int] = {}  # phone numbers parsed and match keys computed, as last counted
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def _watch_routers() -> None:
-        for where, total in (("main", PHONES.parsed), ("ahead", ahead.answers if ahead else 0)):
-            metrics.phone_numbers.labels(where).inc(total - counted[where])
-            counted[where] = total
+        totals = {
+            "phones main": PHONES.parsed,
+            "phones ahead": ahead.answers if ahead else 0,
+            "keys main": sum(r.pipeline.resolver.computed for r in runners.values()),
+            "keys ahead": ahead.keys_used if ahead else 0,
+        }
+        for what, total in totals.items():
+            kind, where = what.split()
+            counter = metrics.phone_numbers if kind == "phones" else metrics.match_keys
+            counter.labels(where).inc(total - counted.get(what, 0))
+            counted[what] = total
         for entity, router in routers.items():
             metrics.forwarded.labels(entity).set(router.forwarded)
             if router.error is not None:

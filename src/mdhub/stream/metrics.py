@@ -38,6 +38,7 @@ class WorkerMetrics:
     largest_block: Gauge
     forwarded: Gauge
     phone_numbers: Counter
+    match_keys: Counter
 
     @classmethod
     def create(cls) -> WorkerMetrics:
@@ -129,6 +130,13 @@ class WorkerMetrics:
                 metric_name("worker", "phone_numbers", "total"),
                 "Phone numbers parsed (those not found in the worker's cache), by where: main "
                 "(the worker's main thread) or ahead (its helper process, MDHUB_WORKER__PARSE_AHEAD).",
+                ["where"],
+                registry=registry,
+            ),
+            match_keys=Counter(
+                metric_name("worker", "match_keys", "total"),
+                "Changes whose match features and blocking keys were computed, by where: main "
+                "(the worker's main thread) or ahead (its helper process).",
                 ["where"],
                 registry=registry,
             ),

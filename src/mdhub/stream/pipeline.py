@@ -24,7 +24,14 @@ from mdhub.domain.records import (
     GoldenStatus,
     Reason,
 )
-from mdhub.domain.resolve import PotentialMatch, Resolution, Resolver, ReviewStatus, pair_id
+from mdhub.domain.resolve import (
+    MatchKeys,
+    PotentialMatch,
+    Resolution,
+    Resolver,
+    ReviewStatus,
+    pair_id,
+)
 from mdhub.domain.standardize import apply_standardizers
 from mdhub.domain.validation import ReasonCode, standardize, validate_change
 from mdhub.errors import DecodeError
@@ -238,16 +245,22 @@ class EntityPipeline:
         return _Workspace(self, load_state, index)
 
     def process(
-        self, msg: Message, load_state: StateLoader, index: IdentityIndex | None = None
+        self,
+        msg: Message,
+        load_state: StateLoader,
+        index: IdentityIndex | None = None,
+        keys: MatchKeys | None = None,
     ) -> StepResult:
-        """Process one source message; ``load_state(key)`` returns the stored state bytes."""
+        """Process one source message; ``load_state(key)`` returns the stored state bytes.
+        ``keys``: the match keys of the message's change, when computed already (see
+        :meth:`mdhub.domain.resolve.Resolver.resolve`)."""
         parsed = self.parse(msg)
         if isinstance(parsed, StepResult):
             return parsed
         change = parsed
         index = index if index is not None else IdentityIndex()
         ws = self.workspace(load_state, index)
-        resolution = self.resolver.resolve(ws, change)
+        resolution = self.resolver.resolve(ws, change, keys)
         if resolution.rejected is not None:
             return self.reject(msg, resolution.rejected.reasons, "merge", change)
         return self._resolved(resolution, ws, index)
