@@ -587,9 +587,9 @@ def test_worker_serves_prometheus_metrics(hub: Hub) -> None:
 
 
 def test_phone_numbers_are_parsed_ahead_by_the_workers_helper(hub: Hub) -> None:
-    """A burst of records with new phone numbers: the worker's helper process parses them ahead
-    of the agent (``mdhub.stream.ahead``), the metrics say so, and every golden record holds its
-    number in E.164 form, as without the helper."""
+    """A burst of records with new phone numbers: the worker's helper process parses them and
+    computes the records' match keys ahead of the agent (``mdhub.stream.ahead``), the metrics say
+    so, and every golden record holds its number in E.164 form, as without the helper."""
     import re
 
     import httpx
@@ -623,12 +623,17 @@ def test_phone_numbers_are_parsed_ahead_by_the_workers_helper(hub: Hub) -> None:
         )[-1]
     )
 
-    def ahead() -> float | None:
+    def ahead() -> tuple[float, float] | None:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        found = re.search(r'mdhub_worker_phone_numbers_total\{where="ahead"\} (\S+)', text)
-        return float(found.group(1)) if found and float(found.group(1)) > 0 else None
+        counts = [
+            re.search(rf'mdhub_worker_{name}_total\{{where="ahead"\}} (\S+)', text)
+            for name in ("phone_numbers", "match_keys")
+        ]
+        found = tuple(float(c.group(1)) if c else 0.0 for c in counts)
+        return found if all(found) else None  # type: ignore[return-value]
 
-    assert wait_for(ahead, TIMEOUT, "phone numbers parsed ahead in the metrics") >= 1
+    phones, keys = wait_for(ahead, TIMEOUT, "phone numbers and match keys prepared ahead")
+    assert phones >= 1 and keys >= 1
 
 
 def test_steward_override_and_erase_through_the_commands_topic(hub: Hub) -> None:

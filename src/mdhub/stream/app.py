@@ -134,7 +134,7 @@ class _EntityAgent:
         ahead: ParseAhead | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.ahead = ahead  # parses the batch's phone numbers in a helper process
+        self.ahead = ahead  # prepares the batch's inputs in a helper process (mdhub.stream.ahead)
         self.bundles = bundles
         entity = pipeline.entity.name
         self.m_consumed = metrics.consumed.labels(entity)
@@ -327,7 +327,7 @@ class _EntityAgent:
             for message in inputs:
                 taken += 1
                 if ahead is not None and not taken & 3:
-                    ahead.collect()  # the helper's answers so far into the phone cache
+                    ahead.collect()  # the helper's answers so far (phone numbers, match keys)
                 if message.timestamp_ms:
                     published.append(message.timestamp_ms)
                 lkey = _ledger_key(pipeline, message)
@@ -563,21 +563,26 @@ def create_app(settings: Settings, model: HubModel, catalog: SchemaCatalog) -> f
                 await asyncio.to_thread(router.stop)
                 log.warning("router for %s stopped (partition moved)", tp.topic)
 
-    counted: dict[str, int] = {}  # phone numbers parsed and match keys computed, as last counted
+    counted: dict[tuple[str, str], int] = {}  # the totals below, as last counted
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def _count_work() -> None:
+        for what, counter, where, total in (
+            ("phones", metrics.phone_numbers, "main", PHONES.parsed),
+            ("phones", metrics.phone_numbers, "ahead", ahead.answers if ahead else 0),
+            (
+                "keys",
+                metrics.match_keys,
+                "main",
+                sum(r.pipeline.resolver.computed for r in runners.values()),
+            ),
+            ("keys", metrics.match_keys, "ahead", ahead.keys_used if ahead else 0),
+        ):
+            counter.labels(where).inc(total - counted.get((what, where), 0))
+            counted[what, where] = total
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def _watch_routers() -> None:
-        totals = {
-            "phones main": PHONES.parsed,
-            "phones ahead": ahead.answers if ahead else 0,
-            "keys main": sum(r.pipeline.resolver.computed for r in runners.values()),
-            "keys ahead": ahead.keys_used if ahead else 0,
-        }
-        for what, total in totals.items():
-            kind, where = what.split()
-            counter = metrics.phone_numbers if kind == "phones" else metrics.match_keys
-            counter.labels(where).inc(total - counted.get(what, 0))
-            counted[what] = total
         for entity, router in routers.items():
             metrics.forwarded.labels(entity).set(router.forwarded)
             if router.error is not None:
