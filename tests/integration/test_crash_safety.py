@@ -690,6 +690,21 @@ def test_worker_killed_with_sigkill_loses_nothing_and_applies_nothing_twice(hub:
     assert not unexpected, f"processes exited on their own: {supervisor.notes}"
 
 
+def _killed_after_a_burst_without_its_store(
+    hub: Hub, oracle: Oracle, burst: list[CandidateChange]
+) -> Supervisor:
+    """Start the worker and the projector, let them settle on ``burst``, kill the worker with
+    SIGKILL and remove its local store: its restart recovers the table from the state topic."""
+    supervisor = Supervisor(hub)
+    hub.start("worker", "projector")
+    publish(hub, oracle, burst)
+    supervisor.wait(hub.processed, 120, "the first burst resolved")  # the groups exist from here
+    wait_settled(hub, supervisor, SETTLE_TIMEOUT)
+    hub.stop("worker", signal.SIGKILL)
+    shutil.rmtree(hub.workdir / "worker")
+    return supervisor
+
+
 def test_a_state_batch_left_unfinished_is_undone_not_restored(hub: Hub) -> None:
     """A worker killed while it writes a batch's state leaves part of the batch in the state topic,
     without the batch's ledgers (they come last) and without its COMMIT marker. Here such a part is
@@ -700,13 +715,7 @@ def test_a_state_batch_left_unfinished_is_undone_not_restored(hub: Hub) -> None:
     rng = random.Random(20260303)
     oracle = Oracle(hub)
     first, second = make_bursts(rng, "U", keys=300, bursts=2)
-    supervisor = Supervisor(hub)
-    hub.start("worker", "projector")
-    publish(hub, oracle, first)
-    supervisor.wait(hub.processed, 120, "the first burst resolved")  # the groups exist from here
-    wait_settled(hub, supervisor, SETTLE_TIMEOUT)
-    hub.stop("worker", signal.SIGKILL)
-    shutil.rmtree(hub.workdir / "worker")
+    supervisor = _killed_after_a_burst_without_its_store(hub, oracle, first)
     state = hub.read_raw(ENTITY, Stage.STATE)
     before = {m.key: m.value for m in state if m.key is not None}
     victim, donor = sorted(k for k, v in before.items() if v and not k.startswith(b"__"))[:2]
@@ -746,13 +755,7 @@ def test_messages_fetched_while_recovery_seeks_are_processed(hub: Hub) -> None:
     rng = random.Random(20260304)
     oracle = Oracle(hub)
     first, second = make_bursts(rng, "S", keys=1500, bursts=2)
-    supervisor = Supervisor(hub)
-    hub.start("worker", "projector")
-    publish(hub, oracle, first)
-    supervisor.wait(hub.processed, 120, "the first burst resolved")
-    wait_settled(hub, supervisor, SETTLE_TIMEOUT)
-    hub.stop("worker", signal.SIGKILL)
-    shutil.rmtree(hub.workdir / "worker")  # the restart recovers the table from the state topic
+    supervisor = _killed_after_a_burst_without_its_store(hub, oracle, first)
     publish(hub, oracle, second)
     hub.start("worker", script=Path(__file__).with_name("slow_seek.py"))
     settle_s = wait_settled(hub, supervisor, SETTLE_TIMEOUT)
