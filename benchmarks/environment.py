@@ -24,7 +24,7 @@ from mdhub.stack.kafka import kafka_paths
 __all__ = [
     "HubProcess",
     "LocalStack",
-    "child_pids",
+    "child_processes",
     "cpu_seconds",
     "hub_env",
     "hub_settings",
@@ -66,21 +66,22 @@ def cpu_seconds(pid: int | None, thread: int | None = None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def child_pids(pid: int | None) -> list[int]:
-    """The live processes whose parent is ``pid`` (from ``/proc``)."""
+def child_processes(pid: int | None) -> dict[int, str]:
+    """The live processes whose parent is ``pid``, with their command lines (from ``/proc``)."""
     if pid is None:
-        return []
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
+        return {}
+    found: dict[int, str] = {}
+    for entry in sorted(Path("/proc").iterdir(), key=lambda p: p.name):
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # ended meanwhile
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4: the parent's id
-            found.append(int(entry.name))
-    return sorted(found)
+            found[int(entry.name)] = command
+    return found
 
 
 class LocalStack:

@@ -70,7 +70,7 @@ from environment import (  # noqa: E402
     REPO,
     HubProcess,
     LocalStack,
-    child_pids,
+    child_processes,
     cpu_seconds,
     hub_env,
     hub_settings,
@@ -359,8 +359,11 @@ def run(
     phases.say(f"hub: worker and projector ready after {results['warmup_s']:.1f} s")
 
     pids = {**{proc.name: proc.pid for proc in processes}, **servers, "benchmark": os.getpid()}
-    for n, child in enumerate(child_pids(processes[0].pid)):  # the worker's parse-ahead helper
-        pids[f"worker helper{f' {n + 1}' if n else ''}"] = child
+    for child, command in child_processes(processes[0].pid).items():
+        # the helper that prepares inputs ahead (mdhub.stream.ahead), and the resource tracker
+        # that multiprocessing starts with it
+        name = "worker's resource tracker" if "resource_tracker" in command else "worker helper"
+        pids[name if name not in pids else f"{name} {child}"] = child
     if not args.skip_throughput:
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         worker_pid = processes[0].pid

@@ -111,16 +111,25 @@ def _phones(changes: list[bytes]) -> set[str]:
     return found
 
 
-def test_the_helper_answers_every_phone_number_of_the_batch_as_parse_phone_would(
+@pytest.fixture
+def answered(
     ahead: tuple[ParseAhead, PhoneCache], changes: list[bytes]
-) -> None:
-    helper, cache = ahead
+) -> tuple[ParseAhead, PhoneCache]:
+    """The helper once it has answered for every one of ``changes``."""
+    helper, _ = ahead
     helper.submit("customer", changes)
     _collect_all(helper)
-    answered = dict(cache._answers)
-    assert helper.answers == len(answered) > 0
-    assert {text for text, _ in answered} == _phones(changes)
-    assert all(parse_phone(*key) == answer for key, answer in answered.items())
+    return ahead
+
+
+def test_the_helper_answers_every_phone_number_of_the_batch_as_parse_phone_would(
+    answered: tuple[ParseAhead, PhoneCache], changes: list[bytes]
+) -> None:
+    helper, cache = answered
+    phones = dict(cache._answers)
+    assert helper.answers == len(phones) > 0
+    assert {text for text, _ in phones} == _phones(changes)
+    assert all(parse_phone(*key) == answer for key, answer in phones.items())
     assert cache.parsed == 0  # nothing was parsed in this process
 
 
@@ -183,11 +192,9 @@ def test_the_helper_has_work_for_entity_types_with_phones_or_matching() -> None:
 
 
 def test_the_helper_gives_each_valid_change_the_match_keys_the_resolver_computes(
-    ahead: tuple[ParseAhead, PhoneCache], changes: list[bytes]
+    answered: tuple[ParseAhead, PhoneCache], changes: list[bytes]
 ) -> None:
-    helper, _ = ahead
-    helper.submit("customer", changes)
-    _collect_all(helper)
+    helper, _ = answered
     entity = load_model(MODEL).entity("customer")
     codec = SchemaCatalog.load(SCHEMAS).codec("mdhub.customer.CandidateChange")
     resolver = Resolver(entity)

@@ -103,8 +103,9 @@ class PhoneCache:
 
     def take_computed(self) -> list[tuple[PhoneKey, _Result]]:
         """The answers computed since the last call (after :meth:`keep_computed`)."""
-        computed = self._computed or []
-        self._computed = [] if self._computed is not None else None
+        if self._computed is None:
+            return []
+        computed, self._computed = self._computed, []
         return computed
 
     def _put(self, key: PhoneKey, answer: _Result) -> None:

@@ -49,7 +49,7 @@ from mdhub.serde.mapping import (
 )
 from mdhub.stream.identity import IdentityIndex, summary_key
 
-__all__ = ["EntityPipeline", "Message", "Outcome", "Output", "StepResult"]
+__all__ = ["EntityPipeline", "Message", "Outcome", "Output", "StepResult", "standardized_change"]
 
 StateLoader = Callable[[bytes], bytes | None]
 DECODED_CACHE_SIZE = 10_000
@@ -103,6 +103,15 @@ class StepResult:
     golden_version: int | None = None
     comparisons: int = 0
     capped: tuple[str, ...] = ()
+
+
+def standardized_change(
+    entity: EntityModel, change: CandidateChange
+) -> tuple[CandidateChange, list[Reason]]:
+    """``change`` as it is validated and resolved: strings trimmed, then each attribute's
+    standardizers applied; with the values they refused. The worker's helper process
+    (:mod:`mdhub.stream.ahead`) prepares its answers with the same function."""
+    return apply_standardizers(entity, standardize(change))
 
 
 class EntityPipeline:
@@ -231,7 +240,7 @@ class EntityPipeline:
                         "occurred_at",
                     )
                 )
-        change, problems = apply_standardizers(self.entity, standardize(change))
+        change, problems = standardized_change(self.entity, change)
         reasons.extend(problems)
         reasons.extend(validate_change(self.entity, change))
         if reasons:
